@@ -1,0 +1,1 @@
+"""console part of distillwarden (see DESIGN.md)."""

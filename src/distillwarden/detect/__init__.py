@@ -1,0 +1,1 @@
+"""detect part of distillwarden (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""enforce part of distillwarden (see DESIGN.md)."""

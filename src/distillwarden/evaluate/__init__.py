@@ -1,0 +1,1 @@
+"""evaluate part of distillwarden (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""events part of distillwarden (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""forensics part of distillwarden (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""gateway part of distillwarden (see DESIGN.md)."""

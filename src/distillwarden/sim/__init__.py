@@ -1,0 +1,1 @@
+"""sim part of distillwarden (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""store part of distillwarden (see DESIGN.md)."""

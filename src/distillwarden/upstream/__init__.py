@@ -1,0 +1,1 @@
+"""upstream part of distillwarden (see DESIGN.md)."""

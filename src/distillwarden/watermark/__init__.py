@@ -1,0 +1,1 @@
+"""watermark part of distillwarden (see DESIGN.md)."""
