@@ -280,10 +280,12 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:
         seen: set[str] = set()
-        for item in [*self.rules, *self.overrides]:
-            if item.id in seen:
-                raise ValueError(f"id {item.id!r} is used twice; rule and override ids must be unique")
-            seen.add(item.id)
+        for item_id in [r.id for r in self.rules] + [o.id for o in self.overrides]:
+            if item_id in seen:
+                raise ValueError(
+                    f"id {item_id!r} is used twice; rule and override ids must be unique"
+                )
+            seen.add(item_id)
         return self
 
     def decide(self, finding: FindingFacts, account: AccountFacts) -> Decision:
@@ -421,15 +423,18 @@ def run_examples(policy: Policy) -> list[ExampleResult]:
 # --- loading with line numbers ---------------------------------------------------------
 
 
-def _node_at(root: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | None:
-    """The deepest YAML node along a pydantic error location (for its line number)."""
+def _node_at(
+    root: yaml.Node | None, loc: Sequence[int | str], *, key: bool = False
+) -> yaml.Node | None:
+    """The deepest YAML node along a pydantic error location (for its line number); with
+    ``key`` the last step gives the mapping key rather than its value."""
     node = root
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
             nxt = None
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    nxt = value
+            for k, value in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    nxt = k if key and i == len(loc) - 1 else value
                     break
             if nxt is None:
                 return node
@@ -472,7 +477,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         issues = []
         for err in exc.errors():
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-            node = _node_at(root, loc)
+            node = _node_at(root, loc, key=err["type"] == "extra_forbidden")
             line = f"{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node else "1:1"
             msg = err["msg"].removeprefix("Value error, ")
             issues.append(f"{source}:{line}: {_loc_text(loc)}: {msg}")
