@@ -1,0 +1,157 @@
+"""Spool files: one JSON event per line, appended by :class:`EventWriter`, turned into segments.
+
+Conversion streams the spool in bounded batches, sends events that do not fit the schema to
+``rejected/<stem>.jsonl`` with the reason, skips a torn last line (a write cut short by a crash:
+never acknowledged), and publishes the segment ``<stem>.parquet`` atomically. The segment
+name is derived from the spool name, so converting the same spool twice (a crash between the
+rename and the spool's deletion) cannot duplicate events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from ._segments import (
+    REJECTED_DIR,
+    SEGMENT_SUFFIX,
+    TMP_PREFIX,
+    fsync_dir,
+    write_parquet_atomic,
+)
+from .schema import EVENT_SCHEMA
+
+__all__ = ["SPOOL_SUFFIX", "SpoolConversion", "convert_spool"]
+
+log = logging.getLogger("distillwarden.events")
+
+SPOOL_SUFFIX = ".jsonl"
+REQUIRED = tuple(f.name for f in EVENT_SCHEMA if not f.nullable)
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
+                 ValueError, OverflowError)
+
+
+@dataclass
+class SpoolConversion:
+    """What converting one spool produced."""
+
+    spool: Path
+    segment: Path | None
+    rows: int = 0
+    rejected: int = 0
+    torn_line: int | None = None
+    already_converted: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+
+def _first_error(row: dict[str, Any]) -> str | None:
+    for name in REQUIRED:
+        if row.get(name) is None:
+            return f"missing required column {name!r}"
+    try:
+        pa.Table.from_pylist([row], schema=EVENT_SCHEMA)
+    except _ARROW_ERRORS as exc:
+        return f"does not fit the event schema: {exc}"
+    return None
+
+
+def _build(rows: list[dict[str, Any]], lines: list[tuple[int, bytes]],
+           reject: Any) -> pa.Table:
+    try:
+        return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+    except _ARROW_ERRORS:
+        good = []
+        for row, (lineno, raw) in zip(rows, lines, strict=True):
+            reason = _first_error(row)
+            if reason is None:
+                good.append(row)
+            else:
+                reject(lineno, reason, raw)
+        return pa.Table.from_pylist(good, schema=EVENT_SCHEMA)
+
+
+def convert_spool(spool: Path, segment_dir: Path, *, batch_rows: int = 10_000) -> SpoolConversion:
+    """Turn ``spool`` into ``segment_dir/<stem>.parquet`` (and a rejected file if needed).
+
+    The spool itself is not deleted here; the caller deletes it once this returns.
+    """
+    stem = spool.name[: -len(SPOOL_SUFFIX)] if spool.name.endswith(SPOOL_SUFFIX) else spool.stem
+    target = segment_dir / f"{stem}{SEGMENT_SUFFIX}"
+    result = SpoolConversion(spool=spool, segment=target)
+    if target.exists():
+        result.already_converted = True
+        return result
+    rejected: list[bytes] = []
+
+    def reject(lineno: int, reason: str, raw: bytes) -> None:
+        result.rejected += 1
+        if len(result.reasons) < 20:
+            result.reasons.append(f"line {lineno}: {reason}")
+        rejected.append(
+            orjson.dumps(
+                {"spool": spool.name, "line": lineno, "reason": reason,
+                 "event": raw.decode("utf-8", "replace").rstrip("\n")},
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
+        )
+
+    def batches() -> Iterator[pa.Table]:
+        rows: list[dict[str, Any]] = []
+        lines: list[tuple[int, bytes]] = []
+        with spool.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    result.torn_line = lineno
+                    log.warning(
+                        "spool %s: skipping torn last line %d (%d bytes): a write cut short by "
+                        "a crash, never acknowledged", spool.name, lineno, len(raw))
+                    break
+                if raw.strip() == b"":
+                    continue
+                try:
+                    obj = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    reject(lineno, f"not valid JSON: {exc}", raw)
+                    continue
+                if not isinstance(obj, dict):
+                    reject(lineno, "not a JSON object", raw)
+                    continue
+                missing = next((n for n in REQUIRED if obj.get(n) is None), None)
+                if missing is not None:
+                    reject(lineno, f"missing required column {missing!r}", raw)
+                    continue
+                rows.append(obj)
+                lines.append((lineno, raw))
+                if len(rows) >= batch_rows:
+                    yield _build(rows, lines, reject)
+                    rows, lines = [], []
+        if rows:
+            yield _build(rows, lines, reject)
+
+    def publish_rejected() -> None:
+        if not rejected:
+            return
+        rdir = segment_dir / REJECTED_DIR
+        rdir.mkdir(exist_ok=True)
+        final = rdir / f"{stem}{SPOOL_SUFFIX}"
+        tmp = rdir / f"{TMP_PREFIX}{stem}{SPOOL_SUFFIX}"
+        with tmp.open("wb") as fh:
+            fh.writelines(rejected)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        fsync_dir(rdir)
+        log.warning("spool %s: %d event(s) rejected, kept in %s (%s)", spool.name,
+                    result.rejected, final, "; ".join(result.reasons[:3]))
+
+    result.rows = write_parquet_atomic(target, batches(), before_publish=publish_rejected)
+    if result.rows == 0:
+        result.segment = None
+    return result
