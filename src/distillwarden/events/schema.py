@@ -48,11 +48,19 @@ source              string                     ``gateway``, ``import:jsonl``, ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["EVENT_SCHEMA", "SCHEMA_VERSION", "SchemaError", "conform", "empty_table"]
+__all__ = [
+    "EVENT_SCHEMA",
+    "SCHEMA_VERSION",
+    "SchemaError",
+    "conform",
+    "empty_table",
+    "schema_for",
+]
 
 SCHEMA_VERSION = 1
 
@@ -108,13 +116,28 @@ def empty_table() -> pa.Table:
     return EVENT_SCHEMA.empty_table()
 
 
-def conform(table: pa.Table, *, origin: str = "table") -> pa.Table:
-    """Return ``table`` cast to :data:`EVENT_SCHEMA`.
+def schema_for(columns: Sequence[str] | None = None) -> pa.Schema:
+    """:data:`EVENT_SCHEMA`, or its projection onto ``columns`` (in that order)."""
+    if columns is None:
+        return EVENT_SCHEMA
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise SchemaError(
+            f"unknown event column(s) {unknown}; the event schema has: {', '.join(COLUMNS)}"
+        )
+    return pa.schema([EVENT_SCHEMA.field(c) for c in columns], metadata=EVENT_SCHEMA.metadata)
+
+
+def conform(
+    table: pa.Table, *, origin: str = "table", columns: Sequence[str] | None = None
+) -> pa.Table:
+    """Return ``table`` cast to :data:`EVENT_SCHEMA` (or its projection onto ``columns``).
 
     Missing nullable columns are filled with nulls (older schema versions); extra columns are
     dropped; a missing required column, an uncastable type or a newer schema version raises
     :class:`SchemaError` naming ``origin``.
     """
+    target = schema_for(columns)
     meta = table.schema.metadata or {}
     version_raw = meta.get(b"distillwarden.schema_version")
     if version_raw is not None:
@@ -129,7 +152,7 @@ def conform(table: pa.Table, *, origin: str = "table") -> pa.Table:
             )
     arrays: list[Any] = []
     n = table.num_rows
-    for field in EVENT_SCHEMA:
+    for field in target:
         if field.name in table.column_names:
             col = table.column(field.name)
             if not col.type.equals(field.type):
@@ -147,4 +170,4 @@ def conform(table: pa.Table, *, origin: str = "table") -> pa.Table:
             arrays.append(pa.nulls(n, field.type))
         else:
             raise SchemaError(f"{origin}: required column {field.name!r} is missing")
-    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=target)
