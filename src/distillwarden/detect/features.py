@@ -1,0 +1,305 @@
+"""Per-request features: pure, vectorised functions over Arrow tables of events.
+
+All text work runs inside DuckDB (RE2 regular expressions, list lambdas, ``hash``), so there
+is no per-row Python; benchmark matching is one sorted-array lookup in NumPy. The output is
+one row per event with the columns in :data:`FEATURE_COLUMNS`; account signals
+(``signals.py``) aggregate them over windows.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from .benchmarks import load_benchmark_items
+from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
+
+__all__ = [
+    "BOOL_FEATURES",
+    "FEATURE_COLUMNS",
+    "BenchmarkIndex",
+    "embedding_sample_mask",
+    "request_features",
+]
+
+#: event columns the features read (others are ignored; missing nullable ones are nulls)
+INPUT_COLUMNS = (
+    "event_id", "ts", "org_id", "channel", "licence", "region", "ip_net_hash", "ua_hash",
+    "prompt_text", "last_user_text", "n_messages", "n", "logprobs", "top_logprobs",
+    "has_tools", "prompt_tokens", "completion_tokens", "status",
+)
+
+#: boolean request features; each becomes an account "share" signal
+BOOL_FEATURES = (
+    "f_cot", "f_dataset", "f_judge", "f_identity", "f_agent", "f_desens", "f_bench",
+    "f_multiturn", "f_logprobs", "f_multi_n",
+)
+
+FEATURE_COLUMNS = (
+    "event_id", "ts", "org_id", "channel", "licence", "region", "ip_net_hash", "ua_hash",
+    *BOOL_FEATURES,
+    "placeholders", "words", "bench_hits", "tpl_prefix", "tpl_suffix", "fp_a", "fp_b",
+    "prompt_tokens", "completion_tokens", "out_in_ratio",
+)
+
+_TEXT_CHARS = 4000  # features read the first 4,000 characters of a prompt
+_SHINGLE = 4  # words per shingle for benchmark matching
+_MAX_COMMON = 20
+_MAX_WORDS = 160  # fingerprints and benchmark matching read the first 160 words
+_BITMAP_BITS = 24
+_WORD_CHARS = 1200  # ... of the first 1,200 characters  # a shingle found in more benchmark items than this is not evidence
+
+
+def _sql_str(pattern: str) -> str:
+    return "'" + pattern.replace("'", "''") + "'"
+
+
+_WORD_SPLIT = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”|[^a-z\x{80}-\x{10ffff}]+'
+
+
+def _shingles_sql(words: str, k: int, salt: int = 0) -> str:
+    """Hashes of the k-word shingles of a word list (list_zip of shifted copies)."""
+    shifted = ", ".join([words] + [f"{words}[{j + 1}:]" for j in range(1, k)])
+    return (
+        f"list_transform(list_filter(list_zip({shifted}), lambda z: z[{k}] IS NOT NULL), "
+        f"lambda z: hash(z, {salt}))"
+    )
+
+
+@dataclass(frozen=True)
+class BenchmarkIndex:
+    """Sorted hashes of benchmark-item word shingles and of whole normalised items."""
+
+    shingles: np.ndarray
+    items: np.ndarray
+    n_items: int
+
+    @property
+    def bitmap(self) -> np.ndarray:
+        """A one-hash Bloom filter over ``shingles`` (top bits), to skip most lookups."""
+        bm = self.__dict__.get("_bitmap")
+        if bm is None:
+            bm = np.zeros(1 << _BITMAP_BITS, bool)
+            bm[(self.shingles >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)] = True
+            object.__setattr__(self, "_bitmap", bm)
+        return bm
+
+    @classmethod
+    def build(cls, texts: list[str] | None = None) -> BenchmarkIndex:
+        """Index ``texts`` (default: every benchmark item of the installed packages)."""
+        if texts is None:
+            texts = [it.text for it in load_benchmark_items()]
+        if not texts:
+            return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 0)
+        con = duckdb.connect()
+        tbl = pa.table({"t": pa.array(texts, pa.string())})
+        con.register("items", tbl)
+        words = _words_sql("lower(t)")
+        rows = con.execute(
+            f"""
+            WITH w AS (SELECT row_number() OVER () AS item, {words} AS w FROM items),
+            s AS (SELECT item, unnest({_shingles_sql('w', _SHINGLE)}) AS h FROM w)
+            SELECT h FROM s GROUP BY h HAVING count(DISTINCT item) <= {_MAX_COMMON}
+            """
+        ).fetchnumpy()["h"]
+        whole = con.execute(
+            f"SELECT DISTINCT hash(array_to_string({words}, ' ')) AS h FROM items"
+        ).fetchnumpy()["h"]
+        con.close()
+        return cls(
+            np.sort(np.asarray(rows).view(np.uint64)),
+            np.sort(np.asarray(whole).view(np.uint64)),
+            len(texts),
+        )
+
+
+_default_index: BenchmarkIndex | None = None
+_index_lock = threading.Lock()
+
+
+def default_benchmark_index() -> BenchmarkIndex:
+    """The process-wide index over the installed benchmark packages (built once)."""
+    global _default_index
+    with _index_lock:
+        if _default_index is None:
+            _default_index = BenchmarkIndex.build()
+        return _default_index
+
+
+def _words_sql(expr: str) -> str:
+    """Template-normalised words of lower-cased text: quoted spans, numbers and punctuation
+    dropped (one regex pass, the costliest step of featurisation)."""
+    return (
+        f"string_split(trim(regexp_replace(left({expr}, {_WORD_CHARS}), "
+        f"{_sql_str(_WORD_SPLIT)}, ' ', 'g')), ' ')[1:{_MAX_WORDS}]"
+    )
+
+
+def _feature_sql() -> str:
+    lex = ",\n".join(
+        f"regexp_matches(t, {_sql_str(p)}) AS f_{name}" for name, p in LEXICONS.items()
+    )
+    return f"""
+    WITH base AS (
+        SELECT *, lower(left(coalesce(prompt_text, last_user_text, ''), {_TEXT_CHARS})) AS t
+        FROM ev
+    ),
+    tw AS (SELECT *, {_words_sql('t')} AS tw FROM base)
+    SELECT
+        event_id, ts, org_id, channel, licence, region, ip_net_hash, ua_hash,
+        {lex},
+        len(regexp_extract_all(t, {_sql_str(PLACEHOLDER_PATTERN)})) AS placeholders,
+        len(string_split(t, ' ')) AS words,
+        coalesce(has_tools, false) OR f_agent AS f_agent2,
+        coalesce(n_messages, 1) >= 3 AS f_multiturn,
+        coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0 AS f_logprobs,
+        coalesce(n, 1) > 1 AS f_multi_n,
+        hash(array_to_string(tw[1:8], ' ')) AS tpl_prefix,
+        hash(array_to_string(string_split(right(t, 80), ' ')[2:], ' ')) AS tpl_suffix,
+        {_shingles_sql('tw', _SHINGLE)} AS ush,
+        hash(array_to_string(tw, ' ')) AS uwhole,
+        prompt_tokens, completion_tokens,
+        CAST(coalesce(completion_tokens, 0) AS DOUBLE)
+            / greatest(coalesce(prompt_tokens, 0), 1) AS out_in_ratio
+    FROM tw
+    """
+
+
+_SQL = _feature_sql()
+
+
+def _select_inputs(events: pa.Table) -> pa.Table:
+    missing = [c for c in ("event_id", "ts", "org_id") if c not in events.column_names]
+    if missing:
+        raise ValueError(
+            f"events table lacks required column(s) {missing}; pass a table in the event "
+            "schema (distillwarden.events.schema.EVENT_SCHEMA)"
+        )
+    from distillwarden.events.schema import EVENT_SCHEMA
+
+    cols = {}
+    for name in INPUT_COLUMNS:
+        if name in events.column_names:
+            cols[name] = events.column(name)
+        else:
+            cols[name] = pa.nulls(events.num_rows, EVENT_SCHEMA.field(name).type)
+    return pa.table(cols)
+
+
+def request_features(
+    events: pa.Table,
+    *,
+    index: BenchmarkIndex | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pa.Table:
+    """One row of request features per event (columns :data:`FEATURE_COLUMNS`).
+
+    Only successful requests (HTTP status < 400, or status unknown) are featurised: a
+    rejected request returned nothing to learn from.
+    """
+    index = index if index is not None else default_benchmark_index()
+    ev = _select_inputs(events)
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        con.register("ev_all", ev)
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM ev_all "
+            "WHERE status IS NULL OR status < 400"
+        )
+        out = con.sql(_SQL).to_arrow_table()
+        con.unregister("ev_all")
+    finally:
+        if own:
+            con.close()
+    lengths, flat = _shingle_arrays(out)
+    whole = out.column("uwhole").to_numpy(zero_copy_only=False).view(np.uint64)
+    bench = _bench_hits(lengths, flat, whole, index)
+    desens = _desens(out)
+    cols = {}
+    for name in FEATURE_COLUMNS:
+        if name == "f_agent":
+            cols[name] = out.column("f_agent2")
+        elif name == "f_bench":
+            cols[name] = pa.array(bench[1])
+        elif name == "bench_hits":
+            cols[name] = pa.array(bench[0].astype(np.int32))
+        elif name == "f_desens":
+            cols[name] = pa.array(desens)
+        elif name in ("fp_a", "fp_b"):
+            cols[name] = pa.array(_minhash(lengths, flat, 0 if name == "fp_a" else 1))
+        elif name in ("tpl_prefix", "tpl_suffix"):
+            cols[name] = out.column(name).cast(pa.uint64())
+        else:
+            cols[name] = out.column(name)
+    return pa.table(cols)
+
+
+_MH_MUL = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+_MH_ADD = (np.uint64(0x165667B19E3779F9), np.uint64(0x27D4EB2F165667C5))
+
+
+def _shingle_arrays(out: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    ush = out.column("ush").combine_chunks()
+    lengths = ush.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = ush.flatten().to_numpy(zero_copy_only=False).view(np.uint64)
+    return lengths, flat
+
+
+def _minhash(lengths: np.ndarray, flat: np.ndarray, which: int) -> np.ndarray:
+    """Per row, the minimum of a universal hash of its shingles (0 for rows without any)."""
+    n = len(lengths)
+    out = np.zeros(n, np.uint64)
+    if len(flat) == 0:
+        return out
+    with np.errstate(over="ignore"):
+        h = flat * _MH_MUL[which] + _MH_ADD[which]
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    nonempty = lengths > 0
+    out[nonempty] = np.minimum.reduceat(h, starts[nonempty])
+    return out
+
+
+def _bench_hits(
+    lengths: np.ndarray, flat: np.ndarray, whole: np.ndarray, index: BenchmarkIndex
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per request: benchmark shingles hit, and whether it carries a benchmark item."""
+    n = len(lengths)
+    if n == 0 or index.n_items == 0:
+        return np.zeros(n, np.int64), np.zeros(n, bool)
+    cand = index.bitmap[(flat >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)]
+    hit = np.zeros(len(flat), bool)
+    if cand.any():
+        sub = flat[cand]
+        pos = np.minimum(np.searchsorted(index.shingles, sub), len(index.shingles) - 1)
+        hit[cand] = index.shingles[pos] == sub
+    row = np.repeat(np.arange(n), lengths)
+    hits = np.bincount(row[hit], minlength=n).astype(np.int64)
+    wpos = np.minimum(np.searchsorted(index.items, whole), len(index.items) - 1)
+    exact = index.items[wpos] == whole
+    share = hits / np.maximum(lengths, 1)
+    near = (hits >= 6) & (share >= 0.3)
+    return hits, exact | near
+
+
+def _desens(out: pa.Table) -> np.ndarray:
+    """Desensitised text: several placeholders, or a dense run of them."""
+    ph = out.column("placeholders").to_numpy(zero_copy_only=False).astype(np.float64)
+    words = np.maximum(out.column("words").to_numpy(zero_copy_only=False), 1)
+    return (ph >= 3) | ((ph >= 2) & (ph / words >= 0.02))
+
+
+def embedding_sample_mask(event_ids: pa.Array | pa.ChunkedArray, rate: float) -> np.ndarray:
+    """Deterministic sample of events to embed: the same event is always in or out, so batch
+    and incremental runs embed the same prompts."""
+    if rate >= 1.0:
+        return np.ones(len(event_ids), bool)
+    con = duckdb.connect()
+    con.register("ids", pa.table({"e": event_ids}))
+    h = con.execute("SELECT hash(e, 7) % 1000000 AS h FROM ids").fetchnumpy()["h"]
+    con.close()
+    return np.asarray(h, dtype=np.int64) < int(rate * 1_000_000)
