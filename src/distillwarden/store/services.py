@@ -151,7 +151,7 @@ def _check_org_fields(
             raise InvalidInput(f"contact email {contact_email!r} is not an e-mail address")
         out["contact_email"] = email or None
     if home_region is not None:
-        out["home_region"] = (normalize_regions([home_region]) or [None])[0] if home_region else None
+        out["home_region"] = normalize_regions([home_region])[0] if home_region else None
     if payment_fingerprint_hash is not None:
         if len(payment_fingerprint_hash) > 64:
             raise InvalidInput(

@@ -1,0 +1,223 @@
+"""Shared test fixtures: settings on a temporary data dir, a migrated SQLite store, and real
+PostgreSQL and Redis servers started on loopback for the session.
+
+PostgreSQL refuses to run as root, so when the tests run as root (CI containers) the server
+runs as the ``postgres`` (or ``nobody``) user through ``runuser``. The servers are skipped
+only when their binaries are absent; ``.ci/run`` makes sure they are present.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from distillwarden.config import Settings, load_settings
+from distillwarden.store.db import make_engine, make_sessionmaker
+from distillwarden.store.migrate import upgrade_database
+
+TEST_SECRET = "test-installation-secret"
+TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh data dir with a migrated SQLite store and fixed secrets."""
+    settings = load_settings(
+        None,
+        data_dir=tmp_path / "data",
+        secret=TEST_SECRET,
+        admin_token=TEST_ADMIN_TOKEN,
+    )
+    upgrade_database(settings.effective_database_url)
+    return settings
+
+
+@pytest.fixture
+def session_factory(tmp_settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """A session factory on the ``tmp_settings`` SQLite store."""
+    engine = make_engine(tmp_settings.effective_database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def _unprivileged_user() -> str | None:
+    for user in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(user)
+            return user
+        except KeyError:
+            continue
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a real PostgreSQL server on a free 127.0.0.1 port (trust auth, user
+    ``postgres``, database ``postgres``), started once per test session."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed")
+    prefix: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="dw-pg-"))
+    if os.geteuid() == 0:
+        user = _unprivileged_user()
+        runuser = shutil.which("runuser")
+        if user is None or runuser is None:
+            pytest.skip("running as root and no unprivileged user/runuser to run PostgreSQL")
+        prefix = [runuser, "-u", user, "--"]
+        entry = pwd.getpwnam(user)
+        os.chown(base, entry.pw_uid, entry.pw_gid)
+    data, log = base / "data", base / "server.log"
+    port = free_port()
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    subprocess.run(
+        [
+            *prefix,
+            initdb,
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    opts = (
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    started = subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"],
+        capture_output=True,
+        env=env,
+    )
+    if started.returncode != 0:
+        detail = log.read_text() if log.exists() else started.stderr.decode()
+        raise RuntimeError(f"PostgreSQL failed to start:\n{detail}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            env=env,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_db_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    import psycopg
+
+    name = "t_" + secrets.token_hex(6)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated store URL, once on SQLite and once on PostgreSQL (tests run on both)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_db_url")
+    upgrade_database(url)
+    return url
+
+
+@pytest.fixture
+def store_sessions(store_url: str) -> Iterator[sessionmaker[Session]]:
+    """A session factory on ``store_url`` (SQLite and PostgreSQL)."""
+    engine = make_engine(store_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a real redis-server on a free 127.0.0.1 port, without persistence."""
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        if not _wait_port(port):
+            proc.kill()
+            raise RuntimeError("redis-server did not start listening within 20 s")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
