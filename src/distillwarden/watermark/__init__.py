@@ -1,1 +1,61 @@
-"""watermark part of distillwarden (see DESIGN.md)."""
+"""Account-keyed watermarks and attribution (DESIGN.md, part ``watermark``).
+
+Generation watermark: :class:`AccountWatermarkLogitsProcessor` (transformers) or
+:class:`~distillwarden.watermark.vllm.VLLMWatermarkProcessor` (vLLM), keyed per account with
+:func:`derive_account_key` and configured by a versioned :class:`WatermarkConfig`.
+Detection: :func:`detect`, :func:`scan`, :func:`attribute` with exact p-values.
+
+Torch is imported lazily: detection needs only numpy and scipy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .config import (
+    WatermarkConfig,
+    WatermarkConfigMismatch,
+    derive_account_key,
+    tokenizer_fingerprint,
+)
+from .detect import (
+    AccountScore,
+    AttributionResult,
+    DetectionResult,
+    ScanResult,
+    attribute,
+    attribute_tokens,
+    detect,
+    detect_tokens,
+    scan,
+    scan_tokens,
+)
+
+if TYPE_CHECKING:
+    from .processor import AccountWatermarkLogitsProcessor
+
+__all__ = [
+    "AccountScore",
+    "AccountWatermarkLogitsProcessor",
+    "AttributionResult",
+    "DetectionResult",
+    "ScanResult",
+    "WatermarkConfig",
+    "WatermarkConfigMismatch",
+    "attribute",
+    "attribute_tokens",
+    "derive_account_key",
+    "detect",
+    "detect_tokens",
+    "scan",
+    "scan_tokens",
+    "tokenizer_fingerprint",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AccountWatermarkLogitsProcessor":
+        from .processor import AccountWatermarkLogitsProcessor
+
+        return AccountWatermarkLogitsProcessor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,143 @@
+"""Account-keyed green-list watermark as a transformers ``LogitsProcessor``.
+
+Each row of a batch may carry its own account key (or none), so a server batching requests
+from several accounts watermarks each with its own key in one vectorised step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .config import WatermarkConfig
+from .greenlist import (
+    _signed,
+    context_hash_torch,
+    gamma_threshold,
+    key_words,
+    score_torch,
+    token_hash_torch,
+)
+
+try:  # transformers is optional for the detector; the processor subclasses it when present
+    from transformers import LogitsProcessor as _Base
+except ImportError:  # pragma: no cover - transformers is installed with the watermark extra
+    _Base = object  # type: ignore[assignment,misc]
+
+__all__ = ["AccountWatermarkLogitsProcessor", "GreenListBias"]
+
+
+class GreenListBias:
+    """The vectorised core shared by the transformers processor and the vLLM adapter:
+    keyed green masks for (row contexts × vocabulary) plus per-row repeated-context state."""
+
+    def __init__(self, config: WatermarkConfig, keys: Sequence[bytes | None]) -> None:
+        self.config = config
+        self.keys = list(keys)
+        self.threshold = gamma_threshold(config.gamma)
+        self._active = [k is not None for k in self.keys]
+        words = [key_words(k) if k is not None else (0, 0) for k in self.keys]
+        self._k_ctx = torch.tensor([_signed(w[0]) for w in words], dtype=torch.int64)
+        self._k_tok = torch.tensor([_signed(w[1]) for w in words], dtype=torch.int64)
+        self._tok_cache: dict[tuple[int, str], torch.Tensor] = {}
+
+    def token_hashes(self, vocab: int, device: torch.device) -> torch.Tensor:
+        """``(rows, vocab)`` keyed token hashes, computed once per vocabulary size/device."""
+        ck = (vocab, str(device))
+        cached = self._tok_cache.get(ck)
+        if cached is None:
+            ids = torch.arange(vocab, dtype=torch.int64, device=device)
+            cached = token_hash_torch(self._k_tok.to(device)[:, None], ids[None, :])
+            self._tok_cache[ck] = cached
+        return cached
+
+    def context_hashes(
+        self, windows: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Keyed hashes of each row's context window ``(rows, h)``."""
+        k = self._k_ctx.to(windows.device)
+        if rows is not None:
+            k = k[rows]
+        return context_hash_torch(k, windows)
+
+    def green_mask(
+        self, ctx_hash: torch.Tensor, vocab: int, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Boolean ``(rows, vocab)`` green lists for the given context hashes."""
+        tok = self.token_hashes(vocab, ctx_hash.device)
+        if rows is not None:
+            tok = tok[rows]
+        return score_torch(ctx_hash[:, None], tok) < self.threshold
+
+
+class AccountWatermarkLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
+    """Adds ``delta`` to the logits of green tokens, keyed per account.
+
+    ``account_key`` is one key for the whole batch or one per row (``None`` leaves a row
+    unwatermarked). Works with ``model.generate`` for any batch size, greedy or sampling.
+    With ``ignore_repeated_contexts`` a context window already watermarked earlier in the
+    same sequence is left alone, so repetitive output is not pushed into loops.
+    """
+
+    def __init__(
+        self, config: WatermarkConfig, account_key: bytes | Sequence[bytes | None]
+    ) -> None:
+        self.config = config
+        self._keys: list[bytes | None] = (
+            [account_key] if isinstance(account_key, bytes | bytearray) else list(account_key)
+        )
+        self._bias: GreenListBias | None = None
+        self._history: torch.Tensor | None = None
+        self._last_len = -1
+        self._last_tokens: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        """Forget the per-sequence context history (done automatically on a new generate)."""
+        self._history = None
+        self._last_len = -1
+        self._last_tokens = None
+
+    def _bias_for(self, batch: int) -> GreenListBias:
+        if len(self._keys) == 1 and batch != 1:
+            keys = self._keys * batch
+        elif len(self._keys) == batch:
+            keys = self._keys
+        else:
+            raise ValueError(
+                f"got {len(self._keys)} account keys for a batch of {batch} rows; pass one "
+                f"key, or one per row (None for unwatermarked rows)"
+            )
+        if self._bias is None or len(self._bias.keys) != batch:
+            self._bias = GreenListBias(self.config, keys)
+        return self._bias
+
+    def _continues(self, input_ids: torch.Tensor) -> bool:
+        return (
+            self._history is not None
+            and self._last_tokens is not None
+            and input_ids.shape[1] == self._last_len + 1
+            and input_ids.shape[0] == self._last_tokens.shape[0]
+            and bool(torch.equal(input_ids[:, -2], self._last_tokens))
+        )
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        batch, length = input_ids.shape
+        h = self.config.context_width
+        bias = self._bias_for(batch)
+        if length < h:
+            return scores
+        ctx = bias.context_hashes(input_ids[:, -h:])
+        active = torch.tensor(bias._active, device=scores.device)
+        if self.config.ignore_repeated_contexts:
+            if not self._continues(input_ids):
+                self._history = ctx.new_empty((batch, 0))
+            assert self._history is not None
+            seen = (self._history == ctx[:, None]).any(dim=1)
+            active = active & ~seen
+            self._history = torch.cat([self._history, ctx[:, None]], dim=1)
+            self._last_len = length
+            self._last_tokens = input_ids[:, -1].clone()
+        green = bias.green_mask(ctx, scores.shape[-1])
+        boost = green & active[:, None]
+        return scores + boost.to(scores.dtype) * self.config.delta  # type: ignore[return-value]
