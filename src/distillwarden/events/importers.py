@@ -45,6 +45,7 @@ __all__ = [
     "read_accounts",
     "read_labels",
     "sync_accounts_to_store",
+    "write_accounts_for_orgs",
 ]
 
 log = logging.getLogger("distillwarden.events")
@@ -313,6 +314,15 @@ def import_dataset(
         tmp.write_bytes(body)
         os.replace(tmp, out / "labels.jsonl")
     return report
+
+
+def write_accounts_for_orgs(target: str | os.PathLike[str], orgs: set[str]) -> Path:
+    """Write an ``accounts.parquet`` listing ``orgs`` with unknown licence (for imports that
+    come without an accounts file, so that a dataset directory is complete)."""
+    accounts = {o: {name: None for name in ACCOUNT_COLUMNS} | {"org_id": o} for o in sorted(orgs)}
+    path = Path(target)
+    _write_table_atomic(_accounts_table(accounts), path)
+    return path
 
 
 def read_labels(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
