@@ -26,6 +26,7 @@ from .schema import EVENT_SCHEMA, SCHEMA_VERSION, SchemaError, conform, schema_f
 
 __all__ = [
     "ReadReport",
+    "SegmentError",
     "SegmentInfo",
     "SkippedSegment",
     "inspect_segment",
