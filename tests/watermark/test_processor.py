@@ -11,8 +11,6 @@ from distillwarden.watermark.greenlist import green_torch
 from distillwarden.watermark.processor import AccountWatermarkLogitsProcessor
 from distillwarden.watermark.vllm import VLLMWatermarkProcessor
 
-from .synthetic import synthetic_generate
-
 CFG = WatermarkConfig(vocab_size=500, gamma=0.25, delta=2.0, context_width=2)
 KEY_A = derive_account_key(b"master", "acct-a")
 KEY_B = derive_account_key(b"master", "acct-b")
@@ -56,20 +54,19 @@ def test_new_generation_resets_history() -> None:
     assert proc(torch.tensor([[8, 3, 4]]), torch.zeros(1, 500)).any()
 
 
-def test_masking_keeps_low_entropy_output_from_collapsing() -> None:
-    """On a peaked LM, unmasked watermarking pushes more mass into green loops."""
-    masked = synthetic_generate(
-        500, 8, 200, processor=AccountWatermarkLogitsProcessor(CFG, KEY_A), temperature=4.0
-    )
-    nomask_cfg = CFG.with_settings({"ignore_repeated_contexts": False})
-    unmasked = synthetic_generate(
-        500, 8, 200, processor=AccountWatermarkLogitsProcessor(nomask_cfg, KEY_A), temperature=4.0
-    )
-
-    def distinct_bigrams(x: torch.Tensor) -> float:
-        return float(sum(len({tuple(r[i : i + 2].tolist()) for i in range(len(r) - 1)}) for r in x))
-
-    assert distinct_bigrams(masked) >= distinct_bigrams(unmasked)
+def test_each_distinct_context_is_biased_once_per_sequence() -> None:
+    """Teacher-forced through a repetitive sequence (a loop of 4 tokens), the processor
+    biases exactly the steps whose context window is new in that sequence."""
+    seq = [1, 2] + [7, 8, 9, 10] * 10
+    proc = AccountWatermarkLogitsProcessor(CFG, [KEY_A, KEY_A])
+    biased_steps = []
+    for t in range(2, len(seq) + 1):
+        ids = torch.tensor([seq[:t], seq[:t]])
+        biased_steps.append(bool(proc(ids, torch.zeros(2, 500))[0].any()))
+    windows = [tuple(seq[t - 2 : t]) for t in range(2, len(seq) + 1)]
+    first_seen = [w not in windows[:i] for i, w in enumerate(windows)]
+    assert biased_steps == first_seen
+    assert sum(biased_steps) == 6
 
 
 def test_works_with_generate_batch_and_sampling() -> None:
