@@ -1,0 +1,856 @@
+"""The gateway: a raw ASGI app composing auth, licence checks, limits, proxying and event
+capture, plus operations endpoints and the admin API / console mounts.
+
+The hot path (``POST /v1/...``) does the least it can: two dictionary look-ups to
+authenticate, in-memory licence and limit checks, one ``orjson.loads`` of the body, the
+upstream call over a pooled connection, and one ``EventWriter.append`` before the response
+is completed. No framework routing, no pydantic, no per-request logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..config import Settings
+from ..store.db import make_engine, make_sessionmaker
+from ._http import ClientGone, read_body, send_bytes
+from ._mounts import MountedApps
+from .accounts import AccountAuth, AuthCache
+from .capture import ClientHasher, finish_event, new_event
+from .errors import GatewayError
+from .limits import (
+    EffectiveLimits,
+    LocalRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    retry_after_header,
+)
+from .logs import log_event
+from .metrics import GatewayMetrics
+from .region import RegionResolver
+from .sse import StreamAssembler
+from .store_sync import ChangeFeedPoller
+from .upstream import Route, build_routes
+
+__all__ = ["GatewayApp", "create_app"]
+
+_log = logging.getLogger("distillwarden.gateway")
+
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+# field -> (accepted types, name shown in the error)
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "stream": ((bool,), "a boolean"),
+    "n": ((int,), "an integer"),
+    "max_tokens": ((int,), "an integer"),
+    "max_completion_tokens": ((int,), "an integer"),
+    "temperature": ((int, float), "a number"),
+    "top_p": ((int, float), "a number"),
+    "logprobs": ((bool, int), "a boolean"),
+    "top_logprobs": ((int,), "an integer"),
+    "tools": ((list,), "an array"),
+}
+
+
+def _bad_type(name: str, value: Any) -> bool:
+    types, _ = _FIELD_TYPES[name]
+    if value is None:
+        return False
+    if isinstance(value, bool) and bool not in types:
+        return True
+    return not isinstance(value, types)
+
+
+class GatewayApp:
+    """The ASGI application. Create it with :func:`create_app`; serve it with uvicorn."""
+
+    def __init__(
+        self, settings: Settings, *, body_timeout_s: float = 30.0, migrate: bool = True
+    ) -> None:
+        self.settings = settings
+        self.migrate = migrate
+        self.secret = settings.secret_bytes()
+        self.body_timeout_s = body_timeout_s
+        self.max_body = settings.max_body_bytes
+        self.cache = AuthCache(self.secret)
+        self.metrics = GatewayMetrics()
+        self.hasher = ClientHasher(self.secret)
+        self.regions = RegionResolver(
+            header=settings.region_header,
+            ip_regions=settings.ip_regions,
+            default=settings.default_region,
+        )
+        self.clients, self.routes = build_routes(settings)
+        self.limiter: RateLimiter = LocalRateLimiter()
+        self._local_limiter: LocalRateLimiter | None = self.limiter  # type: ignore[assignment]
+        self.writer: Any = None
+        self.session_factory: sessionmaker[Session] | None = None
+        self.poller: ChangeFeedPoller | None = None
+        self.mounts = MountedApps()
+        self.ready = False
+        self._engine: Any = None
+        self._region_header = self.regions.header
+        self._handlers = {
+            "/v1/chat/completions": self._proxy,
+            "/v1/completions": self._proxy,
+            "/v1/embeddings": self._proxy,
+            "/v1/models": self._models,
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/metrics": self._metrics,
+        }
+
+    # ------------------------------------------------------------------ ASGI entry
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            handler = self._handlers.get(path)
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+            if path.startswith("/v1/models/"):
+                await self._model(scope, receive, send)
+                return
+            mounted = self.mounts.match(path)
+            if mounted is not None:
+                await mounted(scope, receive, send)
+                return
+            await self._error(send, GatewayError(404, "not_found", f"no route {path!r}"))
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    # ------------------------------------------------------------------ lifecycle
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    _log.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Open the store (migrating it), load the auth cache, start the event writer, the
+        change poller and the upstream pools; mount the admin API and console."""
+        settings = self.settings
+        url = settings.effective_database_url
+        if self.migrate:
+            await asyncio.to_thread(_upgrade_database, url)
+        self._engine = make_engine(url)
+        self.session_factory = make_sessionmaker(self._engine)
+        self.poller = ChangeFeedPoller(
+            self.cache,
+            self.session_factory,
+            poll_s=settings.status_poll_s,
+            redis_url=settings.redis_url,
+        )
+        n_orgs = await self.poller.load()
+        self.writer = _open_writer(settings)
+        await asyncio.to_thread(self.writer.start)
+        for client in self.clients.values():
+            await client.start()
+        if settings.redis_url:
+            self.limiter = RedisRateLimiter(settings.redis_url)
+            self._local_limiter = None
+        self.poller.start()
+        self._register_gauges()
+        await self.mounts.start(settings, self.session_factory)
+        self.ready = True
+        log_event(
+            _log,
+            "gateway_started",
+            organizations=n_orgs,
+            keys=len(self.cache),
+            models=sorted(self.routes),
+            events_dir=str(settings.effective_events_dir),
+            mounted=self.mounts.prefixes(),
+        )
+
+    async def shutdown(self) -> None:
+        """Stop background work, flush and close the event writer, close pools."""
+        self.ready = False
+        await self.mounts.stop()
+        if self.poller is not None:
+            await self.poller.stop()
+        for client in self.clients.values():
+            await client.close()
+        await self.limiter.close()
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
+        if self._engine is not None:
+            self._engine.dispose()
+        log_event(_log, "gateway_stopped")
+
+    def _register_gauges(self) -> None:
+        writer = self.writer
+        self.metrics.gauge(
+            "distillwarden_event_queue_depth",
+            "Events accepted but not yet in a Parquet segment.",
+            lambda: float(writer.queue_depth),
+        )
+        self.metrics.gauge(
+            "distillwarden_event_lag_seconds",
+            "Age of the oldest event not yet in a Parquet segment.",
+            lambda: float(writer.lag_s),
+        )
+        self.metrics.gauge(
+            "distillwarden_auth_cache_keys", "API keys in the auth cache.", lambda: len(self.cache)
+        )
+        self.metrics.gauge(
+            "distillwarden_change_feed_position",
+            "Last store change applied to the auth cache.",
+            lambda: float(self.poller.position if self.poller else 0),
+        )
+
+    # ------------------------------------------------------------------ helpers
+    async def _error(
+        self,
+        send: Any,
+        err: GatewayError,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = [_JSON, *err.headers]
+        if extra:
+            headers.extend(extra)
+        await send_bytes(send, err.status, err.body(), headers)
+
+    def _authenticate(self, authorization: bytes | None) -> AccountAuth:
+        if not authorization:
+            raise GatewayError(
+                401,
+                "missing_api_key",
+                "no API key provided: send it as 'Authorization: Bearer sk-dw-...'",
+            )
+        if authorization[:7].lower() != b"bearer ":
+            raise GatewayError(
+                401,
+                "invalid_api_key",
+                "the Authorization header must be 'Bearer <api key>'",
+            )
+        token = authorization[7:].strip().decode("latin-1")
+        auth = self.cache.lookup(token)
+        if auth is None:
+            raise GatewayError(
+                401,
+                "invalid_api_key",
+                "incorrect, revoked or unknown API key; create a new one with "
+                "'distillwarden keys create'",
+            )
+        status = auth.org.status
+        if status == "terminated":
+            raise GatewayError(
+                403, "account_terminated", "this account has been terminated; contact your provider"
+            )
+        if auth.revoked:
+            raise GatewayError(
+                401, "revoked_api_key", "this API key has been revoked; create a new one"
+            )
+        if auth.expires_at is not None and time.time() >= auth.expires_at:
+            raise GatewayError(401, "expired_api_key", "this API key has expired; create a new one")
+        if status == "suspended":
+            raise GatewayError(
+                403,
+                "account_suspended",
+                "this account is suspended pending investigation; contact your provider",
+            )
+        return auth
+
+    def _limits(self, auth: AccountAuth) -> EffectiveLimits:
+        d = self.settings.limits
+        lic = auth.org.licence
+        key_rpm = (
+            auth.requests_per_min if auth.requests_per_min is not None else d.key_requests_per_min
+        )
+        key_tpm = auth.tokens_per_min if auth.tokens_per_min is not None else d.key_tokens_per_min
+        org_rpm = d.org_requests_per_min
+        org_tpm = d.org_tokens_per_min
+        if lic is not None:
+            if lic.requests_per_min is not None:
+                org_rpm = lic.requests_per_min
+            if lic.tokens_per_min is not None:
+                org_tpm = lic.tokens_per_min
+        if auth.org.status == "throttled":
+            f = auth.org.throttle_factor
+            if f is None:
+                f = d.throttled_factor
+            return EffectiveLimits(
+                _scaled(key_rpm, f), _scaled(key_tpm, f), _scaled(org_rpm, f), _scaled(org_tpm, f)
+            )
+        return EffectiveLimits(key_rpm, key_tpm, org_rpm, org_tpm)
+
+    def _check_licence(self, auth: AccountAuth, model: str, region: str) -> None:
+        lic = auth.org.licence
+        if lic is None:
+            raise GatewayError(
+                403,
+                "no_active_licence",
+                f"organization {auth.org.org_id} has no active licence; ask your provider to "
+                "set one",
+            )
+        now = time.time()
+        if lic.valid_from is not None and now < lic.valid_from:
+            raise GatewayError(403, "licence_not_yet_valid", "the licence is not valid yet")
+        if lic.valid_until is not None and now >= lic.valid_until:
+            raise GatewayError(403, "licence_expired", "the licence has expired; renew it")
+        if not lic.allows_model(model):
+            raise GatewayError(
+                403,
+                "model_not_licensed",
+                f"the licence does not cover model {model!r}",
+                param="model",
+            )
+        if not lic.allows_region(region):
+            raise GatewayError(
+                403,
+                "region_not_licensed",
+                f"the licence does not cover region {region!r}",
+            )
+
+    def _client_ip(self, scope: dict[str, Any], xff: bytes | None) -> str | None:
+        if xff is not None and self.settings.trust_forwarded_for:
+            first = xff.split(b",", 1)[0].strip()
+            if first:
+                return first.decode("latin-1")
+        client = scope.get("client")
+        return client[0] if client else None
+
+    # ------------------------------------------------------------------ the hot path
+    async def _proxy(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        t0 = time.perf_counter()
+        endpoint: str = scope["path"]
+        if scope["method"] != "POST":
+            self.metrics.reject("method_not_allowed")
+            await self._error(
+                send,
+                GatewayError(405, "method_not_allowed", f"{endpoint} accepts POST only"),
+                [(b"allow", b"POST")],
+            )
+            return
+        authorization = declared = ua = region_value = xff = None
+        region_header = self._region_header
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                authorization = v
+            elif k == b"content-length":
+                declared = v
+            elif k == b"user-agent":
+                ua = v
+            elif k == region_header:
+                region_value = v
+            elif k == b"x-forwarded-for":
+                xff = v
+        model_label = "-"
+        rate_headers: list[tuple[bytes, bytes]] = []
+        try:
+            auth = self._authenticate(authorization)
+            try:
+                size = int(declared) if declared is not None else None
+            except ValueError:
+                raise GatewayError(400, "invalid_request", "malformed Content-Length") from None
+            try:
+                body = await read_body(receive, self.max_body, self.body_timeout_s, size)
+            except ClientGone:
+                return
+            request = _parse_request(body, endpoint)
+            model: str = request["model"]
+            route = self.routes.get(model)
+            if route is None:
+                raise GatewayError(
+                    404,
+                    "model_not_found",
+                    f"the model {model!r} does not exist; GET /v1/models lists the ones you "
+                    "can use",
+                    param="model",
+                )
+            model_label = model
+            client_ip = self._client_ip(scope, xff)
+            region = None
+            if region_value is not None:
+                region = self.regions.from_header(region_value)
+            if region is None:
+                region = self.regions.from_ip(client_ip)
+            self._check_licence(auth, model, region)
+            max_tokens = request.get("max_tokens") or request.get("max_completion_tokens") or 0
+            estimate = len(body) // 4 + (max_tokens if isinstance(max_tokens, int) else 0)
+            limits = self._limits(auth)
+            local = self._local_limiter
+            if local is not None:
+                decision = local.acquire_now(auth.key_id, auth.org.org_id, limits, estimate)
+            else:
+                decision = await self.limiter.acquire(
+                    auth.key_id, auth.org.org_id, limits, estimate
+                )
+            rate_headers = decision.headers
+            if not decision.allowed:
+                raise GatewayError(
+                    429,
+                    "rate_limit_exceeded",
+                    f"rate limit reached for {decision.scope} {decision.dimension} per minute; "
+                    f"retry in {decision.retry_after_s:.1f} s",
+                    headers=[retry_after_header(decision.retry_after_s)],
+                )
+        except GatewayError as err:
+            self.metrics.reject(err.code)
+            self.metrics.observe(endpoint, model_label, err.status, time.perf_counter() - t0)
+            await self._error(send, err, rate_headers)
+            return
+        event = new_event(
+            auth=auth,
+            endpoint=endpoint,
+            region=region,
+            ip_hashes=self.hasher.ip(client_ip),
+            ua_hash=self.hasher.ua(ua),
+            body=body,
+            request=request,
+            upstream=route.client.name,
+        )
+        headers = [_JSON, (b"x-request-id", event["event_id"].encode()), *rate_headers]
+        notice = auth.org.notice_header
+        if notice is not None:
+            headers.append((b"x-distillwarden-notice", notice.encode()))
+        await self._forward(
+            scope, send, route, auth, limits, estimate, body, request, event, headers, t0
+        )
+
+    async def _forward(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        route: Route,
+        auth: AccountAuth,
+        limits: EffectiveLimits,
+        estimate: int,
+        body: bytes,
+        request: dict[str, Any],
+        event: dict[str, Any],
+        headers: list[tuple[bytes, bytes]],
+        t0: float,
+    ) -> None:
+        client = route.client
+        endpoint = event["endpoint"]
+        if route.upstream_model is not None:
+            request = dict(request)
+            request["model"] = route.upstream_model
+            body = orjson.dumps(request)
+        up_headers = dict(client.base_headers)
+        up_headers["x-distillwarden-org"] = auth.org.org_id
+        lic = auth.org.licence
+        if lic is not None and lic.watermark_header is not None:
+            up_headers["x-distillwarden-watermark"] = lic.watermark_header
+        up_headers["x-request-id"] = event["event_id"]
+        session = client.session
+        assert session is not None, "upstream pools are opened at start-up"
+        status = 502
+        data = b""
+        response: dict[str, Any] | None = None
+        error: GatewayError | None = None
+        event_code: str | None = None
+        try:
+            async with session.post(client.urls[endpoint], data=body, headers=up_headers) as resp:
+                status = resp.status
+                if (
+                    request.get("stream") is True
+                    and status == 200
+                    and resp.content_type == "text/event-stream"
+                ):
+                    await self._relay_stream(send, resp, auth, limits, estimate, event, headers, t0)
+                    return
+                data = await resp.read()
+        except TimeoutError:
+            error = GatewayError(
+                504, "upstream_timeout", f"upstream {client.name!r} did not answer in time"
+            )
+        except aiohttp.ClientResponseError as exc:
+            error = GatewayError(
+                502,
+                "upstream_bad_response",
+                f"upstream {client.name!r} sent an invalid HTTP response ({exc.message})",
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            error = GatewayError(
+                502,
+                "upstream_unavailable",
+                f"upstream {client.name!r} is unreachable ({type(exc).__name__})",
+            )
+        if error is None:
+            try:
+                response = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                response = None
+            if not isinstance(response, dict):
+                error = GatewayError(
+                    502,
+                    "upstream_bad_response",
+                    f"upstream {client.name!r} returned HTTP {status} with a body that is "
+                    "not a JSON object",
+                )
+                response = None
+            elif status >= 400:
+                err = response.get("error")
+                code = err.get("code") if isinstance(err, dict) else None
+                event_code = code if isinstance(code, str) else "upstream_error"
+        latency = time.perf_counter() - t0
+        if error is not None:
+            finish_event(
+                event,
+                status=error.status,
+                response=None,
+                error_code=error.code,
+                latency_s=latency,
+                ttfb_s=None,
+            )
+            if not self._append(event):
+                await self._log_unavailable(send, endpoint, event)
+                return
+            self.metrics.observe(endpoint, event["model"] or "-", error.status, latency)
+            await send_bytes(send, error.status, error.body(), [*headers, *error.headers])
+            return
+        finish_event(
+            event,
+            status=status,
+            response=response if status < 400 else None,
+            error_code=event_code,
+            latency_s=latency,
+            ttfb_s=latency,
+        )
+        await self._settle(auth, limits, estimate, event)
+        if not self._append(event):
+            await self._log_unavailable(send, endpoint, event)
+            return
+        self.metrics.observe(endpoint, event["model"] or "-", status, latency)
+        await send_bytes(send, status, data, headers)
+
+    async def _relay_stream(
+        self,
+        send: Any,
+        resp: aiohttp.ClientResponse,
+        auth: AccountAuth,
+        limits: EffectiveLimits,
+        estimate: int,
+        event: dict[str, Any],
+        headers: list[tuple[bytes, bytes]],
+        t0: float,
+    ) -> None:
+        headers[0] = _SSE_HEADERS[0]
+        headers.append(_SSE_HEADERS[1])
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        asm = StreamAssembler()
+        ttfb: float | None = None
+        error: GatewayError | None = None
+        try:
+            async for chunk in resp.content.iter_any():
+                out = asm.feed(chunk)
+                if out:
+                    if ttfb is None:
+                        ttfb = time.perf_counter() - t0
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                if asm.done:
+                    break
+        except TimeoutError:
+            error = GatewayError(504, "upstream_timeout", "upstream stopped sending mid-stream")
+        except (aiohttp.ClientError, OSError) as exc:
+            error = GatewayError(
+                502, "upstream_bad_response", f"upstream stream broke ({type(exc).__name__})"
+            )
+        if not asm.done and error is None:
+            rest = asm.flush()
+            if rest:
+                asm.feed(rest + b"\n\n")
+            if not asm.done:
+                error = GatewayError(
+                    502, "upstream_bad_response", "upstream closed the stream before [DONE]"
+                )
+        latency = time.perf_counter() - t0
+        assembled: dict[str, Any] = {
+            "choices": [{"message": {"content": asm.text}, "finish_reason": asm.finish_reason}],
+            "usage": asm.usage,
+        }
+        finish_event(
+            event,
+            status=200,
+            response=assembled,
+            error_code=error.code if error else None,
+            latency_s=latency,
+            ttfb_s=ttfb,
+        )
+        await self._settle(auth, limits, estimate, event)
+        endpoint = event["endpoint"]
+        if not self._append(event):
+            tail = b'data: {"error":{"message":"the event log is unavailable","type":"server_error","param":null,"code":"event_log_unavailable"}}\n\n'
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            return
+        self.metrics.observe(endpoint, event["model"] or "-", 200, latency)
+        tail = b"data: " + error.body() + b"\n\n" if error is not None else asm.tail
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _settle(
+        self, auth: AccountAuth, limits: EffectiveLimits, estimate: int, event: dict[str, Any]
+    ) -> None:
+        if not (limits.key_tpm or limits.org_tpm):
+            return
+        pt = event.get("prompt_tokens")
+        ct = event.get("completion_tokens")
+        if pt is None and ct is None:
+            text_out = event.get("response_text") or ""
+            actual = len(event.get("request_json") or "") // 4 + len(text_out) // 4
+        else:
+            actual = (pt or 0) + (ct or 0)
+        delta = actual - estimate
+        if not delta:
+            return
+        local = self._local_limiter
+        if local is not None:
+            local.settle_now(auth.key_id, auth.org.org_id, limits, delta)
+        else:
+            await self.limiter.settle(auth.key_id, auth.org.org_id, limits, delta)
+
+    def _append(self, event: dict[str, Any]) -> bool:
+        try:
+            self.writer.append(event)
+            return True
+        except Exception as exc:
+            log_event(
+                _log,
+                "event_append_failed",
+                logging.ERROR,
+                event_id=event.get("event_id"),
+                error=repr(exc)[:500],
+            )
+            return False
+
+    async def _log_unavailable(self, send: Any, endpoint: str, event: dict[str, Any]) -> None:
+        err = GatewayError(
+            503,
+            "event_log_unavailable",
+            "the gateway cannot record this request in its event log, so it is not served; "
+            "retry shortly",
+        )
+        self.metrics.reject(err.code)
+        self.metrics.observe(endpoint, event.get("model") or "-", 503, 0.0)
+        await self._error(send, err)
+
+    # ------------------------------------------------------------------ other endpoints
+    def _auth_only(self, scope: dict[str, Any]) -> AccountAuth:
+        authorization = None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                authorization = v
+                break
+        return self._authenticate(authorization)
+
+    def _model_entries(self, auth: AccountAuth) -> list[dict[str, Any]]:
+        lic = auth.org.licence
+        if lic is None:
+            return []
+        return [
+            {"id": name, "object": "model", "created": 0, "owned_by": route.owned_by}
+            for name, route in self.routes.items()
+            if lic.allows_model(name)
+        ]
+
+    async def _models(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["method"] != "GET":
+            await self._error(
+                send,
+                GatewayError(405, "method_not_allowed", "/v1/models accepts GET only"),
+                [(b"allow", b"GET")],
+            )
+            return
+        try:
+            auth = self._auth_only(scope)
+        except GatewayError as err:
+            self.metrics.reject(err.code)
+            await self._error(send, err)
+            return
+        body = orjson.dumps({"object": "list", "data": self._model_entries(auth)})
+        await send_bytes(send, 200, body, [_JSON])
+
+    async def _model(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["method"] != "GET":
+            await self._error(
+                send,
+                GatewayError(405, "method_not_allowed", "/v1/models/{id} accepts GET only"),
+                [(b"allow", b"GET")],
+            )
+            return
+        try:
+            auth = self._auth_only(scope)
+        except GatewayError as err:
+            self.metrics.reject(err.code)
+            await self._error(send, err)
+            return
+        wanted = scope["path"][len("/v1/models/") :]
+        for entry in self._model_entries(auth):
+            if entry["id"] == wanted:
+                await send_bytes(send, 200, orjson.dumps(entry), [_JSON])
+                return
+        await self._error(
+            send,
+            GatewayError(404, "model_not_found", f"the model {wanted!r} does not exist"),
+        )
+
+    async def _healthz(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send_bytes(send, 200, b'{"status":"ok"}', [_JSON])
+
+    async def _readyz(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        checks: dict[str, Any] = {}
+        checks["started"] = self.ready
+        checks["store"] = await self._store_ok()
+        checks["event_writer"] = self._writer_ok()
+        checks["upstreams"] = bool(self.routes) and all(
+            c.session is not None for c in self.clients.values()
+        )
+        ok = all(checks.values())
+        body = orjson.dumps({"status": "ready" if ok else "not_ready", "checks": checks})
+        await send_bytes(send, 200 if ok else 503, body, [_JSON])
+
+    async def _store_ok(self) -> bool:
+        if self._engine is None:
+            return False
+
+        def ping() -> bool:
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(ping), timeout=2.0)
+        except Exception:
+            return False
+
+    def _writer_ok(self) -> bool:
+        w = self.writer
+        if w is None:
+            return False
+        try:
+            return float(w.lag_s) < max(60.0, 5 * self.settings.segment_max_age_s)
+        except Exception:
+            return False
+
+    async def _metrics(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send_bytes(
+            send,
+            200,
+            self.metrics.render(),
+            [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
+        )
+
+
+def _scaled(limit: int, factor: float) -> int:
+    """A throttled limit (never 0, which would mean unlimited)."""
+    if not limit:
+        return limit
+    return max(1, int(limit * factor))
+
+
+def _parse_request(body: bytes, endpoint: str) -> dict[str, Any]:
+    """Decode and check the fields the gateway relies on; everything else passes through."""
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(
+            400, "invalid_json", f"the request body is not valid JSON ({exc.msg})"
+        ) from None
+    if not isinstance(request, dict):
+        raise GatewayError(400, "invalid_request", "the request body must be a JSON object")
+    model = request.get("model")
+    if model is None:
+        raise GatewayError(400, "missing_required_parameter", "'model' is required", param="model")
+    if not isinstance(model, str) or not model:
+        raise GatewayError(400, "invalid_type", "'model' must be a non-empty string", param="model")
+    if endpoint == "/v1/chat/completions":
+        messages = request.get("messages")
+        if messages is None:
+            raise GatewayError(
+                400, "missing_required_parameter", "'messages' is required", param="messages"
+            )
+        if not isinstance(messages, list) or not messages:
+            raise GatewayError(
+                400, "invalid_type", "'messages' must be a non-empty array", param="messages"
+            )
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise GatewayError(
+                    400,
+                    "invalid_type",
+                    f"messages[{i}] must be an object with a string 'role'",
+                    param=f"messages[{i}]",
+                )
+    elif endpoint == "/v1/completions":
+        if "prompt" not in request:
+            raise GatewayError(
+                400, "missing_required_parameter", "'prompt' is required", param="prompt"
+            )
+        if not isinstance(request["prompt"], str | list):
+            raise GatewayError(
+                400, "invalid_type", "'prompt' must be a string or an array", param="prompt"
+            )
+    else:
+        if "input" not in request:
+            raise GatewayError(
+                400, "missing_required_parameter", "'input' is required", param="input"
+            )
+        if not isinstance(request["input"], str | list):
+            raise GatewayError(
+                400, "invalid_type", "'input' must be a string or an array", param="input"
+            )
+    for name in _FIELD_TYPES.keys() & request.keys():
+        if _bad_type(name, request[name]):
+            raise GatewayError(
+                400,
+                "invalid_type",
+                f"'{name}' must be {_FIELD_TYPES[name][1]}",
+                param=name,
+            )
+    return request
+
+
+def _upgrade_database(url: str) -> None:
+    from ..store.migrate import upgrade_database
+
+    upgrade_database(url)
+
+
+def _open_writer(settings: Settings) -> Any:
+    from ..events.writer import EventWriter
+
+    return EventWriter(
+        settings.effective_events_dir,
+        segment_max_events=settings.segment_max_events,
+        segment_max_age_s=settings.segment_max_age_s,
+    )
+
+
+def create_app(
+    settings: Settings, *, body_timeout_s: float = 30.0, migrate: bool = True
+) -> GatewayApp:
+    """The gateway ASGI app for ``settings`` (start-up work happens in its lifespan).
+
+    ``migrate=False`` skips the schema upgrade when the caller already ran it.
+    """
+    if not settings.models:
+        log_event(
+            _log,
+            "no_models_configured",
+            logging.WARNING,
+            hint="add `upstreams:` and `models:` to the config file",
+        )
+    return GatewayApp(settings, body_timeout_s=body_timeout_s, migrate=migrate)

@@ -1,0 +1,268 @@
+"""Keep the :class:`~.accounts.AuthCache` in step with the store.
+
+At start the whole store is loaded; afterwards the ``ChangeFeed`` table is polled every
+``settings.status_poll_s`` (and, with Redis, a pub/sub message on ``distillwarden:changes``
+triggers an immediate poll) and only the organizations named by new changes are reloaded.
+Database work runs in a worker thread; the cache is updated on the event loop, so the hot
+path never locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..store.models import ApiKey, ChangeFeed, Licence, Organization
+from .accounts import AccountAuth, AuthCache, LicenceView, OrgState, epoch_or_none
+
+__all__ = [
+    "CHANGES_CHANNEL",
+    "ChangeFeedPoller",
+    "load_all",
+    "load_orgs",
+    "publish_change",
+]
+
+CHANGES_CHANNEL = "distillwarden:changes"
+_log = logging.getLogger("distillwarden.gateway.sync")
+OrgSnapshot = dict[str, tuple[OrgState, list[AccountAuth]]]
+
+
+def _licence_view(lic: Licence | None) -> LicenceView | None:
+    if lic is None:
+        return None
+    return LicenceView.build(
+        licence_id=lic.id,
+        name=lic.name,
+        channel=lic.channel,
+        regions=lic.regions or [],
+        permitted_uses=lic.permitted_uses or [],
+        models=lic.models or [],
+        valid_from=lic.valid_from,
+        valid_until=lic.valid_until,
+        requests_per_min=lic.requests_per_min,
+        tokens_per_min=lic.tokens_per_min,
+        watermark=lic.watermark or {},
+    )
+
+
+def _snapshot(session: Session, org_ids: Iterable[str] | None) -> OrgSnapshot:
+    org_q = select(Organization)
+    key_q = select(ApiKey)
+    lic_q = select(Licence).where(Licence.active.is_(True))
+    if org_ids is not None:
+        ids = list(org_ids)
+        org_q = org_q.where(Organization.id.in_(ids))
+        key_q = key_q.where(ApiKey.org_id.in_(ids))
+        lic_q = lic_q.where(Licence.org_id.in_(ids))
+    licences: dict[str, Licence] = {}
+    for lic in session.scalars(lic_q.order_by(Licence.created_at)):
+        licences[lic.org_id] = lic  # newest active licence wins if several slipped through
+    states: OrgSnapshot = {}
+    for org in session.scalars(org_q):
+        state = OrgState.build(
+            org_id=org.id,
+            status=org.status,
+            status_reason=org.status_reason,
+            throttle_factor=org.throttle_factor,
+            licence=_licence_view(licences.get(org.id)),
+        )
+        states[org.id] = (state, [])
+    for key in session.scalars(key_q):
+        entry = states.get(key.org_id)
+        if entry is None:
+            continue
+        entry[1].append(
+            AccountAuth(
+                key_id=key.id,
+                key_prefix=key.prefix,
+                key_hash=key.key_hash,
+                expires_at=epoch_or_none(key.expires_at),
+                requests_per_min=key.requests_per_min,
+                tokens_per_min=key.tokens_per_min,
+                org=entry[0],
+                revoked=key.revoked_at is not None,
+            )
+        )
+    return states
+
+
+def load_all(factory: sessionmaker[Session]) -> tuple[OrgSnapshot, int]:
+    """Every organization with its keys (revoked ones marked), and the change-feed position it reflects."""
+    with factory() as session:
+        seq = session.scalar(select(func.max(ChangeFeed.seq))) or 0
+        return _snapshot(session, None), int(seq)
+
+
+def load_orgs(factory: sessionmaker[Session], org_ids: Iterable[str]) -> OrgSnapshot:
+    """The current state of some organizations (absent ones are missing from the result)."""
+    with factory() as session:
+        return _snapshot(session, org_ids)
+
+
+def _resolve_org_ids(session: Session, subjects: set[str]) -> set[str]:
+    """Map change subjects (organization, key or licence ids) to organization ids."""
+    if not subjects:
+        return set()
+    found = set(session.scalars(select(Organization.id).where(Organization.id.in_(subjects))))
+    rest = subjects - found
+    if rest:
+        found.update(session.scalars(select(ApiKey.org_id).where(ApiKey.id.in_(rest))))
+        found.update(session.scalars(select(Licence.org_id).where(Licence.id.in_(rest))))
+    return found
+
+
+def _poll_changes(
+    factory: sessionmaker[Session], after: int, batch: int
+) -> tuple[int, OrgSnapshot, set[str], bool]:
+    """New changes since ``after``: (new position, reloaded orgs, their ids, feed overflow)."""
+    with factory() as session:
+        rows = session.execute(
+            select(ChangeFeed.seq, ChangeFeed.subject_id)
+            .where(ChangeFeed.seq > after)
+            .order_by(ChangeFeed.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return after, {}, set(), False
+        if len(rows) >= batch:
+            return int(rows[-1][0]), {}, set(), True
+        org_ids = _resolve_org_ids(session, {str(r[1]) for r in rows})
+        return int(rows[-1][0]), _snapshot(session, org_ids), org_ids, False
+
+
+class ChangeFeedPoller:
+    """Background task applying store changes to an :class:`AuthCache`.
+
+    ``poll_s`` bounds how stale a replica can be; :meth:`nudge` (called on a Redis message)
+    makes the next poll happen at once.
+    """
+
+    def __init__(
+        self,
+        cache: AuthCache,
+        factory: sessionmaker[Session],
+        *,
+        poll_s: float,
+        redis_url: str | None = None,
+        batch: int = 1000,
+    ) -> None:
+        self.cache = cache
+        self.factory = factory
+        self.poll_s = poll_s
+        self.redis_url = redis_url
+        self.batch = batch
+        self.position = 0
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def load(self) -> int:
+        """Load the whole store into the cache; returns the number of organizations."""
+        snapshot, seq = await asyncio.to_thread(load_all, self.factory)
+        self.cache.replace_all(snapshot)
+        self.position = seq
+        return len(snapshot)
+
+    async def poll_once(self) -> int:
+        """Apply pending changes; returns how many organizations were reloaded."""
+        seq, snapshot, org_ids, overflow = await asyncio.to_thread(
+            _poll_changes, self.factory, self.position, self.batch
+        )
+        if overflow:
+            _log.info(orjson.dumps({"event": "change_feed_resync", "after": seq}).decode())
+            await self.load()
+            return len(self.cache)
+        for org_id in org_ids:
+            state = snapshot.get(org_id)
+            self.cache.replace_org(org_id, state[0] if state else None, state[1] if state else [])
+        self.position = seq
+        return len(org_ids)
+
+    def nudge(self) -> None:
+        """Poll now instead of waiting for the next interval."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start polling (and the Redis subscription when configured)."""
+        self._tasks.append(asyncio.get_running_loop().create_task(self._run()))
+        if self.redis_url:
+            self._tasks.append(asyncio.get_running_loop().create_task(self._subscribe()))
+
+    async def stop(self) -> None:
+        """Stop the background tasks."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            self._wake.clear()
+            try:
+                await self.poll_once()
+                self.last_error = None
+            except Exception as exc:  # the store may be briefly unreachable: keep serving
+                if self.last_error is None:
+                    _log.warning(
+                        orjson.dumps(
+                            {"event": "change_poll_failed", "error": repr(exc)[:500]}
+                        ).decode()
+                    )
+                self.last_error = repr(exc)
+
+    async def _subscribe(self) -> None:
+        import redis.asyncio as aioredis
+
+        delay = 0.5
+        while True:
+            client: Any = None
+            try:
+                client = aioredis.Redis.from_url(str(self.redis_url))
+                pubsub = client.pubsub()
+                await pubsub.subscribe(CHANGES_CHANNEL)
+                delay = 0.5
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.nudge()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning(
+                    orjson.dumps(
+                        {"event": "redis_subscribe_failed", "error": repr(exc)[:300]}
+                    ).decode()
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            finally:
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
+
+
+def publish_change(redis_url: str, kind: str, subject_id: str) -> int:
+    """Tell every gateway replica subscribed via Redis that ``subject_id`` changed.
+
+    Call it after committing the change (and its ``ChangeFeed`` row); replicas then reload
+    at once instead of at their next poll. Returns the number of replicas that received it.
+    """
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        payload = orjson.dumps({"kind": kind, "subject_id": subject_id})
+        return int(client.publish(CHANGES_CHANNEL, payload))  # type: ignore[arg-type]
+    finally:
+        client.close()
