@@ -1,0 +1,244 @@
+"""EventWriter: durability, rotation, recovery, rejection and retry."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from distillwarden.events import _spool
+from distillwarden.events.reader import list_segments, read_events
+from distillwarden.events.writer import EventLogError, EventWriter, write_segment
+
+from .conftest import make_event
+
+
+def _ids(directory: Path) -> list[str]:
+    return sorted(read_events(directory, columns=["event_id"]).column("event_id").to_pylist())
+
+
+def test_append_flush_read_back(events_dir: Path) -> None:
+    with EventWriter(events_dir) as w:
+        for i in range(25):
+            w.append(make_event(i))
+        assert w.queue_depth == 25
+        w.flush()
+        assert w.queue_depth == 0
+        assert w.lag_s == 0.0
+    table = read_events(events_dir)
+    assert table.num_rows == 25
+    row = table.sort_by("event_id").slice(3, 1).to_pylist()[0]
+    assert row["event_id"] == "evt_test_00000003"
+    assert row["prompt_text"] == "prompt 3"
+    assert row["ts"].minute == 3
+    assert w.events_written == 25
+    assert w.segments_written == 1
+    assert list((events_dir / "spool").iterdir()) == []
+
+
+def test_defaults_event_id_and_ts(events_dir: Path) -> None:
+    with EventWriter(events_dir) as w:
+        before = time.time()
+        w.append({"org_id": "o", "endpoint": "/v1/models", "status": 200})
+    t = read_events(events_dir)
+    assert t.num_rows == 1
+    row = t.to_pylist()[0]
+    assert row["event_id"].startswith("evt_")
+    assert abs(row["ts"].timestamp() - before) < 5
+
+
+def test_rotation_by_count(events_dir: Path) -> None:
+    with EventWriter(events_dir, segment_max_events=10) as w:
+        for i in range(35):
+            w.append(make_event(i))
+        deadline = time.time() + 10
+        while w.segments_written < 3 and time.time() < deadline:
+            time.sleep(0.02)
+        assert w.segments_written == 3  # 3 full spools converted in the background
+        assert w.queue_depth == 5
+    assert len(list_segments(events_dir)) == 4
+    assert _ids(events_dir) == sorted(f"evt_test_{i:08d}" for i in range(35))
+
+
+def test_rotation_by_age(events_dir: Path) -> None:
+    with EventWriter(events_dir, segment_max_age_s=0.2) as w:
+        w.append(make_event(1))
+        assert w.lag_s >= 0.0
+        deadline = time.time() + 10
+        while not list_segments(events_dir) and time.time() < deadline:
+            time.sleep(0.02)
+        assert len(list_segments(events_dir)) == 1
+        assert w.queue_depth == 0
+        w.append(make_event(2))
+        while len(list_segments(events_dir)) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert len(list_segments(events_dir)) == 2
+
+
+def test_bad_events_go_to_rejected_not_blocking_others(events_dir: Path) -> None:
+    with EventWriter(events_dir) as w:
+        w.append(make_event(1))
+        w.append(make_event(2, status="not-a-status"))
+        w.append({"endpoint": "/v1/chat/completions", "status": 200})  # no org_id
+        w.append(make_event(3))
+    assert _ids(events_dir) == ["evt_test_00000001", "evt_test_00000003"]
+    assert w.events_rejected == 2
+    files = list((events_dir / "rejected").glob("*.jsonl"))
+    assert len(files) == 1
+    records = [orjson.loads(line) for line in files[0].read_bytes().splitlines()]
+    reasons = sorted(r["reason"] for r in records)
+    assert "missing required column 'org_id'" in reasons
+    assert any("int16" in r for r in reasons)
+    assert all("event" in r and "line" in r for r in records)
+
+
+def test_unserialisable_event_raises_type_error(events_dir: Path) -> None:
+    with EventWriter(events_dir) as w:
+        with pytest.raises(TypeError, match="not JSON-serialisable"):
+            w.append({"org_id": "o", "endpoint": "/x", "status": 200, "bad": object()})
+        assert w.queue_depth == 0
+
+
+def test_append_after_close_is_an_error(events_dir: Path) -> None:
+    w = EventWriter(events_dir).start()
+    w.close()
+    with pytest.raises(EventLogError, match="after close"):
+        w.append(make_event(1))
+
+
+def _write_spool(events_dir: Path, name: str, events: list[dict], tail: bytes = b"") -> Path:
+    spool_dir = events_dir / "spool"
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    path = spool_dir / name
+    body = b"".join(
+        orjson.dumps(dict(e, ts=int(e["ts"].timestamp() * 1_000_000)),
+                     option=orjson.OPT_APPEND_NEWLINE)
+        for e in events
+    )
+    path.write_bytes(body + tail)
+    return path
+
+
+def test_start_recovers_spool_with_torn_last_line(events_dir: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    _write_spool(events_dir, "20250101T000000000000Z-wdead-000001.jsonl",
+                 [make_event(i) for i in range(5)], tail=b'{"event_id": "evt_torn", "org')
+    with caplog.at_level("WARNING", logger="distillwarden.events"):
+        w = EventWriter(events_dir).start()
+    w.close()
+    assert _ids(events_dir) == [f"evt_test_{i:08d}" for i in range(5)]
+    assert "torn last line 6" in caplog.text
+    assert list((events_dir / "spool").iterdir()) == []
+    assert list_segments(events_dir)[0].name == "20250101T000000000000Z-wdead-000001.parquet"
+
+
+def test_recovery_is_idempotent_after_crash_between_rename_and_delete(events_dir: Path) -> None:
+    spool = _write_spool(events_dir, "20250101T000000000000Z-wdead-000001.jsonl",
+                         [make_event(i) for i in range(4)])
+    saved = spool.read_bytes()
+    EventWriter(events_dir).start().close()
+    spool.write_bytes(saved)  # the spool reappears: as if the process died before unlinking it
+    EventWriter(events_dir).start().close()
+    assert _ids(events_dir) == [f"evt_test_{i:08d}" for i in range(4)]
+    assert len(list_segments(events_dir)) == 1
+    assert not spool.exists()
+
+
+def test_live_writers_spool_is_not_stolen(events_dir: Path) -> None:
+    a = EventWriter(events_dir, writer_id="a").start()
+    a.append(make_event(1))
+    b = EventWriter(events_dir, writer_id="b").start()  # recovery must skip a's locked spool
+    assert list_segments(events_dir) == []
+    b.append(make_event(2))
+    b.close()
+    a.append(make_event(3))
+    a.close()
+    assert _ids(events_dir) == ["evt_test_00000001", "evt_test_00000002", "evt_test_00000003"]
+
+
+def test_threads_share_one_writer(events_dir: Path) -> None:
+    w = EventWriter(events_dir, segment_max_events=97).start()
+
+    def worker(k: int) -> None:
+        for i in range(250):
+            w.append(make_event(k * 1000 + i))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    w.close()
+    ids = _ids(events_dir)
+    assert len(ids) == 1000
+    assert len(set(ids)) == 1000
+
+
+def test_segment_failure_keeps_spool_and_retries(events_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real = _spool.write_parquet_atomic
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_spool, "write_parquet_atomic", flaky)
+    w = EventWriter(events_dir).start()
+    w.append(make_event(1))
+    with pytest.raises(EventLogError, match="safe in"):
+        w.flush()
+    assert w.errors == 1
+    assert w.queue_depth == 1
+    assert len(list((events_dir / "spool").glob("*.jsonl"))) == 1
+    deadline = time.time() + 10
+    while w.queue_depth and time.time() < deadline:  # background retry with backoff
+        time.sleep(0.05)
+    assert w.queue_depth == 0
+    assert w.errors == 2
+    w.close()
+    assert _ids(events_dir) == ["evt_test_00000001"]
+
+
+def test_close_with_unconvertible_spool_leaves_it_for_recovery(events_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_spool, "write_parquet_atomic", broken)
+    w = EventWriter(events_dir).start()
+    w.append(make_event(7))
+    w.close()
+    assert list_segments(events_dir) == []
+    monkeypatch.undo()
+    EventWriter(events_dir).start().close()
+    assert _ids(events_dir) == ["evt_test_00000007"]
+
+
+def test_fsync_mode_writes_the_same(events_dir: Path) -> None:
+    with EventWriter(events_dir, fsync=True) as w:
+        for i in range(3):
+            w.append(make_event(i))
+    assert len(_ids(events_dir)) == 3
+
+
+def test_write_segment_conforms_and_is_atomic(events_dir: Path) -> None:
+    table = pa.Table.from_pylist(
+        [{"event_id": "e1", "ts": 1_700_000_000_000_000, "org_id": "o", "endpoint": "/x",
+          "status": 201, "extra_column": "dropped"}]
+    )
+    path = write_segment(events_dir, table, name="bulk-1")
+    assert path.name == "bulk-1.parquet"
+    out = read_events(events_dir)
+    assert out.num_rows == 1
+    assert out.column("status").to_pylist() == [201]
+    assert out.column("model").to_pylist() == [None]
+    assert not [p for p in os.listdir(events_dir) if p.startswith(".")]
+    with pytest.raises(ValueError, match="not allowed"):
+        write_segment(events_dir, table, name="../escape")
+    with pytest.raises(ValueError, match="no rows"):
+        write_segment(events_dir, table.slice(0, 0))
