@@ -1,0 +1,112 @@
+"""Calibration of one signal on benign accounts into an upper-tail probability, and the
+combination of several tail probabilities into one.
+
+:class:`TailCalibrator` turns a signal value into ``P(benign value >= x)``: the empirical
+tail with +1 smoothing inside the benign range, and beyond the benign 90th percentile an
+exponential tail (the generalised Pareto with shape 0) fitted on the exceedances, so that
+values far outside anything benign get probabilities below ``1/(N+1)`` rather than all
+tying at the smallest empirical value. The tail is a generalised Pareto with a fixed positive
+shape (heavier than exponential: benign traffic the reference never saw should not look
+impossible), and ties use the mid-p (a signal that is 0 on most benign accounts gives 0 a
+probability near 0.5, not 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TailCalibrator", "cauchy_combine", "fisher_combine"]
+
+
+@dataclass
+class TailCalibrator:
+    """Upper-tail probability of a signal under benign traffic.
+
+    ``min_scale`` is the smallest exponential-tail scale allowed (in the signal's units); it
+    keeps a signal that is constant on benign accounts (say, always 0) from turning any
+    nonzero value into certainty.
+    """
+
+    min_scale: float = 0.0
+    tail_quantile: float = 0.9
+    tail_shape: float = 0.25
+
+    def fit(self, values: np.ndarray) -> TailCalibrator:
+        """Learn the benign distribution (NaNs, meaning 'not defined', are ignored)."""
+        v = np.asarray(values, dtype=np.float64)
+        v = np.sort(v[np.isfinite(v)])
+        self.sorted_ = v
+        self.n_ = len(v)
+        if self.n_ == 0:
+            self.u_ = np.inf
+            self.scale_ = 1.0
+            self.p_u_ = 1.0
+            return self
+        self.u_ = float(np.quantile(v, self.tail_quantile))
+        exc = v[v > self.u_] - self.u_
+        spread = float(np.std(v)) if self.n_ > 1 else 0.0
+        floor = max(self.min_scale, 0.1 * spread, 1e-6)
+        self.scale_ = max(float(exc.mean()) if len(exc) else 0.0, floor)
+        self.p_u_ = (1.0 + float((v > self.u_).sum())) / (self.n_ + 1.0)
+        return self
+
+    def pvalue(self, x: np.ndarray) -> np.ndarray:
+        """``P(benign >= x)`` for each value; NaN where ``x`` is NaN (signal undefined)."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.full(x.shape, np.nan)
+        ok = np.isfinite(x)
+        if self.n_ == 0:
+            out[ok] = 1.0
+            return out
+        gt = self.n_ - np.searchsorted(self.sorted_, x[ok], side="right")
+        eq = np.searchsorted(self.sorted_, x[ok], side="right") - np.searchsorted(
+            self.sorted_, x[ok], side="left"
+        )
+        emp = (1.0 + gt + 0.5 * eq) / (self.n_ + 1.0)
+        z = np.maximum(x[ok] - self.u_, 0.0) / self.scale_
+        if self.tail_shape > 0:
+            tail = self.p_u_ * (1.0 + self.tail_shape * z) ** (-1.0 / self.tail_shape)
+        else:
+            tail = self.p_u_ * np.exp(-z)
+        out[ok] = np.where(x[ok] > self.u_, np.minimum(emp, tail), emp)
+        return np.clip(out, 1e-300, 1.0)
+
+
+def cauchy_combine(p: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Cauchy combination (Liu & Xie 2020) of the p-values in each row, NaNs skipped.
+
+    Valid under arbitrary dependence between signals in the tail, and dominated by the
+    smallest p-values, so one strong signal is not diluted by many quiet ones.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[None, :]
+    w = np.ones(p.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    ok = np.isfinite(p)
+    # p-values near 1 would contribute huge negative terms and mask real evidence
+    pc = np.clip(np.where(ok, p, 0.5), 1e-300, 0.99)
+    # tan((0.5 - p) * pi) == 1 / tan(p * pi); the latter is exact for tiny p
+    t = np.where(pc < 1e-15, 1.0 / (pc * np.pi), np.tan((0.5 - pc) * np.pi))
+    wsum = (ok * w).sum(1)
+    stat = (np.where(ok, t, 0.0) * w).sum(1) / np.maximum(wsum, 1e-12)
+    out = np.where(
+        stat > 1e15, 1.0 / (stat * np.pi), 0.5 - np.arctan(stat) / np.pi
+    )
+    out = np.where(wsum > 0, out, 1.0)
+    return np.clip(out, 1e-300, 1.0)
+
+
+def fisher_combine(p: np.ndarray) -> np.ndarray:
+    """Fisher's method per row (assumes independent signals; NaNs skipped)."""
+    from scipy.stats import chi2
+
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[None, :]
+    ok = np.isfinite(p)
+    stat = -2.0 * np.where(ok, np.log(np.clip(p, 1e-300, 1.0)), 0.0).sum(1)
+    k = ok.sum(1)
+    out = np.where(k > 0, chi2.sf(stat, 2 * np.maximum(k, 1)), 1.0)
+    return np.clip(out, 1e-300, 1.0)

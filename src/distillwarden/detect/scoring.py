@@ -1,0 +1,337 @@
+"""The distillation detector: calibrated signals combined into one account risk.
+
+Method (see docs/detection.md):
+
+1. Request features (``features.py``) are aggregated per account into signals
+   (``signals.py``, ``embedding_signals.py``). Share signals become a count statistic,
+   ``-log10 P(X >= k)`` for ``X ~ Binomial(n, p0)`` with ``p0`` the pooled benign rate, so
+   that 20 of 20 requests weigh more than 1 of 1.
+2. Each signal is calibrated on benign reference accounts into an upper-tail probability
+   (:class:`~.calibration.TailCalibrator`). No attacker label is ever used.
+3. The tail probabilities are combined with the Cauchy combination test (valid under the
+   strong dependence between signals); ``risk = -log10(p_combined)``.
+4. Thresholds: the risk distribution of benign accounts is estimated out of fold (two folds:
+   calibrators fitted on one half score the other), so ``threshold_for_fpr(0.001)`` is a
+   risk that about 0.1% of benign accounts exceed.
+5. Hydra clusters (``linkage.py``) lift their members: a member's p-value becomes the
+   smaller of its own and the Cauchy combination of all members' p-values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from scipy.stats import binom
+
+from .calibration import TailCalibrator, cauchy_combine, fisher_combine
+from .embedding_signals import (
+    EMBEDDING_SIGNALS,
+    EmbeddingCache,
+    MMDReference,
+    embedding_signals,
+    sample_for_embedding,
+)
+from .features import BenchmarkIndex, request_features
+from .linkage import HydraCluster, HydraLinker
+from .signals import SHARE_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
+
+__all__ = ["ALL_SIGNALS", "AccountScores", "DistillationDetector", "NotFittedError"]
+
+log = logging.getLogger(__name__)
+
+ALL_SIGNALS: tuple[str, ...] = TEXT_SIGNALS + EMBEDDING_SIGNALS
+
+#: share signals scored as binomial counts (multi-turn is a plain share: 1 - share)
+_COUNT_SIGNALS = tuple(s for s in SHARE_SIGNALS if s != "share_multiturn")
+#: smallest benign rate assumed for a feature (a rate never seen is not a rate of zero)
+_MIN_RATE = 1e-3
+
+
+class NotFittedError(RuntimeError):
+    """The detector was used before ``fit``; fit it on benign reference traffic first."""
+
+
+@dataclass
+class AccountScores:
+    """Everything the detector concluded about each account in one window."""
+
+    signals: pa.Table
+    statistics: np.ndarray
+    pvalues: np.ndarray
+    p_account: np.ndarray
+    p_final: np.ndarray
+    risk: np.ndarray
+    cluster_of: dict[str, str]
+    clusters: list[HydraCluster]
+    signal_names: tuple[str, ...]
+
+    @property
+    def org_ids(self) -> list[str]:
+        return [str(x) for x in self.signals.column("org_id").to_pylist()]
+
+
+def _stable_fold(org_ids: Sequence[str]) -> np.ndarray:
+    return np.array(
+        [hashlib.blake2b(o.encode(), digest_size=2).digest()[0] & 1 for o in org_ids], bool
+    )
+
+
+def _default_embedder(texts: Sequence[str]) -> np.ndarray:
+    from distillwarden.embeddings import embed_texts
+
+    return embed_texts(list(texts))
+
+
+class DistillationDetector:
+    """Scores accounts for distillation / rival-evaluation traffic (estimator API).
+
+    ``fit(events, accounts)`` on benign reference traffic; ``decision_function`` returns
+    ``org_id -> risk`` (``-log10`` of the combined tail probability, higher is more
+    suspicious); ``threshold_for_fpr(fpr)`` the risk that a share ``fpr`` of benign accounts
+    exceed; ``clusters`` the hydra cluster of each account.
+    """
+
+    def __init__(
+        self,
+        *,
+        signals: Sequence[str] | None = None,
+        use_embeddings: bool = True,
+        embed_per_account: int = 48,
+        embedding_rate: float = 1.0,
+        embedder: Callable[[Sequence[str]], np.ndarray] | None = None,
+        combine: str = "cauchy",
+        link: bool = True,
+        cluster_lift: bool = True,
+        linker: HydraLinker | None = None,
+        benchmark_index: BenchmarkIndex | None = None,
+    ) -> None:
+        self.signals = signals
+        self.use_embeddings = use_embeddings
+        self.embed_per_account = embed_per_account
+        self.embedding_rate = embedding_rate
+        self.embedder = embedder
+        self.combine = combine
+        self.link = link
+        self.cluster_lift = cluster_lift
+        self.linker = linker
+        self.benchmark_index = benchmark_index
+
+    # ------------------------------------------------------------------ helpers
+    def _signal_names(self) -> tuple[str, ...]:
+        names = tuple(self.signals) if self.signals is not None else ALL_SIGNALS
+        if not self.use_embeddings:
+            names = tuple(n for n in names if n not in EMBEDDING_SIGNALS)
+        unknown = [n for n in names if n not in ALL_SIGNALS]
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; known signals: {list(ALL_SIGNALS)}")
+        return names
+
+    def _cache(self) -> EmbeddingCache:
+        cache = getattr(self, "embedding_cache_", None)
+        if cache is None:
+            cache = EmbeddingCache(self.embedder or _default_embedder)
+            self.embedding_cache_ = cache
+        return cache
+
+    def compute_signals(
+        self, events: pa.Table, accounts: pa.Table | None = None, *, fitting: bool = False
+    ) -> tuple[pa.Table, pa.Table, dict[str, np.ndarray]]:
+        """Request features, account signals (with embedding signals joined in) and
+        embedding centroids for ``events``."""
+        feats = request_features(events, index=self.benchmark_index)
+        sig = account_signals(feats, accounts)
+        centroids: dict[str, np.ndarray] = {}
+        if self.use_embeddings and sig.num_rows:
+            sample = sample_for_embedding(
+                events, per_account=self.embed_per_account, rate=self.embedding_rate
+            )
+            ids = [str(x) for x in sample.column("event_id").to_pylist()]
+            texts = [str(x) for x in sample.column("text").to_pylist()]
+            vecs = self._cache().get(ids, texts)
+            orgs = np.array([str(x) for x in sample.column("org_id").to_pylist()], dtype=object)
+            if fitting:
+                self._fit_reference(vecs)
+            emb = embedding_signals(orgs, vecs, self.reference_)
+            sig = _left_join(sig, emb)
+            for org in np.unique(orgs) if len(orgs) else []:
+                centroids[str(org)] = vecs[orgs == org].mean(0)
+        return feats, sig, centroids
+
+    def _fit_reference(self, vecs: np.ndarray) -> None:
+        ref: MMDReference | None = MMDReference.fit(vecs) if len(vecs) >= 4 else None
+        self.reference_ = ref
+
+    def _statistics(self, sig: pa.Table, names: tuple[str, ...]) -> np.ndarray:
+        x = signal_matrix(sig, names)
+        n = sig.column("n_requests").to_numpy(zero_copy_only=False).astype(np.float64)
+        for j, name in enumerate(names):
+            if name in _COUNT_SIGNALS:
+                share = np.nan_to_num(x[:, j])
+                k = np.rint(share * n)
+                p0 = self.base_rates_.get(name, _MIN_RATE)
+                logsf = binom.logsf(k - 1, n, p0)
+                x[:, j] = np.where(k > 0, -logsf / np.log(10.0), 0.0)
+        return x
+
+    # ------------------------------------------------------------------ estimator API
+    def fit(self, events: pa.Table, accounts: pa.Table | None = None) -> DistillationDetector:
+        """Learn benign base rates, per-signal calibrators, the MMD reference, the linkage
+        null and the out-of-fold risk distribution from benign reference traffic."""
+        names = self._signal_names()
+        self.reference_ = None
+        feats, sig, centroids = self.compute_signals(events, accounts, fitting=True)
+        if sig.num_rows < 10:
+            raise ValueError(
+                f"the benign reference has {sig.num_rows} accounts; fit on at least 10 (a few "
+                "hundred give useful calibration)"
+            )
+        n = sig.column("n_requests").to_numpy(zero_copy_only=False).astype(np.float64)
+        self.base_rates_ = {}
+        for name in _COUNT_SIGNALS:
+            share = np.nan_to_num(signal_matrix(sig, (name,))[:, 0])
+            rate = float((share * n).sum() + 1.0) / float(n.sum() + 2.0)
+            self.base_rates_[name] = max(rate, _MIN_RATE)
+        stats = self._statistics(sig, names)
+        self.calibrators_ = {
+            name: TailCalibrator(min_scale=1.0 if name in _COUNT_SIGNALS else 0.0).fit(
+                stats[:, j]
+            )
+            for j, name in enumerate(names)
+        }
+        self.signal_names_ = names
+        # out-of-fold benign risks for thresholds
+        fold = _stable_fold([str(o) for o in sig.column("org_id").to_pylist()])
+        oof = np.full(len(fold), np.nan)
+        if fold.sum() >= 5 and (~fold).sum() >= 5:
+            for part in (fold, ~fold):
+                cals = {
+                    name: TailCalibrator(
+                        min_scale=1.0 if name in _COUNT_SIGNALS else 0.0
+                    ).fit(stats[~part, j])
+                    for j, name in enumerate(names)
+                }
+                p = np.column_stack(
+                    [cals[name].pvalue(stats[part, j]) for j, name in enumerate(names)]
+                )
+                oof[part] = -np.log10(self._combine(p))
+        else:
+            p = self._pvalues(stats)
+            oof = -np.log10(self._combine(p))
+        self.benign_risk_ = np.sort(oof[np.isfinite(oof)])
+        self.risk_calibrator_ = TailCalibrator(min_scale=0.1).fit(self.benign_risk_)
+        if self.link:
+            self.linker_ = (self.linker or HydraLinker()).fit(feats, accounts, centroids)
+        self.n_reference_accounts_ = sig.num_rows
+        self._last: tuple[Any, AccountScores] | None = None
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "calibrators_"):
+            raise NotFittedError(
+                "DistillationDetector is not fitted: call fit(benign_events, accounts) first, "
+                "or use distillwarden.detect.reference.default_detector()"
+            )
+
+    def _pvalues(self, stats: np.ndarray) -> np.ndarray:
+        return np.column_stack(
+            [self.calibrators_[name].pvalue(stats[:, j]) for j, name in
+             enumerate(self.signal_names_)]
+        ) if stats.shape[1] else np.ones((stats.shape[0], 0))
+
+    def _combine(self, p: np.ndarray) -> np.ndarray:
+        if self.combine == "cauchy":
+            return cauchy_combine(p)
+        if self.combine == "fisher":
+            return fisher_combine(p)
+        raise ValueError(f"unknown combination {self.combine!r}; use 'cauchy' or 'fisher'")
+
+    def score_accounts(self, events: pa.Table, accounts: pa.Table | None = None) -> AccountScores:
+        """Signals, per-signal p-values, combined p-values, clusters and risk per account."""
+        self._check_fitted()
+        key = (id(events), events.num_rows, id(accounts))
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == key:
+            return last[1]
+        feats, sig, centroids = self.compute_signals(events, accounts)
+        stats = self._statistics(sig, self.signal_names_)
+        p = self._pvalues(stats)
+        p_acc = self._combine(p) if sig.num_rows else np.zeros(0)
+        orgs = [str(o) for o in sig.column("org_id").to_pylist()]
+        clusters: list[HydraCluster] = []
+        cluster_of: dict[str, str] = {}
+        p_final = p_acc.copy()
+        if self.link and sig.num_rows >= 2:
+            clusters = self.linker_.link(feats, accounts, centroids)
+            pos = {o: i for i, o in enumerate(orgs)}
+            for c in clusters:
+                idx = np.array([pos[m] for m in c.members if m in pos], dtype=np.int64)
+                for m in c.members:
+                    cluster_of[m] = c.cluster_id
+                if self.cluster_lift and len(idx) >= 2:
+                    p_c = float(cauchy_combine(p_acc[idx][None, :])[0])
+                    p_final[idx] = np.minimum(p_acc[idx], p_c)
+        risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
+        scores = AccountScores(
+            signals=sig, statistics=stats, pvalues=p, p_account=p_acc, p_final=p_final,
+            risk=risk, cluster_of=cluster_of, clusters=clusters,
+            signal_names=self.signal_names_,
+        )
+        self._last = (key, scores)
+        return scores
+
+    def decision_function(
+        self, events: pa.Table, accounts: pa.Table | None = None
+    ) -> dict[str, float]:
+        """``org_id -> risk`` (higher is more suspicious)."""
+        s = self.score_accounts(events, accounts)
+        return {o: float(r) for o, r in zip(s.org_ids, s.risk, strict=True)}
+
+    def score_samples(
+        self, events: pa.Table, accounts: pa.Table | None = None
+    ) -> dict[str, float]:
+        """Alias of :meth:`decision_function` (scikit-learn's outlier-detector name)."""
+        return self.decision_function(events, accounts)
+
+    def threshold_for_fpr(self, fpr: float) -> float:
+        """The risk above which a share ``fpr`` of benign accounts fall (out-of-fold
+        estimate; beyond the reference's resolution, from the fitted exponential tail)."""
+        self._check_fitted()
+        if not 0.0 < fpr < 1.0:
+            raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+        r = self.benign_risk_
+        if len(r) == 0:
+            return float("inf")
+        k = int(np.floor(fpr * (len(r) + 1)))
+        if k >= 1:
+            return float(r[len(r) - k])
+        cal = self.risk_calibrator_
+        if cal.tail_shape > 0:
+            z = ((cal.p_u_ / fpr) ** cal.tail_shape - 1.0) / cal.tail_shape
+        else:
+            z = float(np.log(cal.p_u_ / fpr))
+        return float(cal.u_ + cal.scale_ * z)
+
+    def clusters(
+        self, events: pa.Table, accounts: pa.Table | None = None
+    ) -> dict[str, str | None]:
+        """``org_id -> hydra cluster id`` (None for accounts linked to no other)."""
+        s = self.score_accounts(events, accounts)
+        return {o: s.cluster_of.get(o) for o in s.org_ids}
+
+
+def _left_join(left: pa.Table, right: pa.Table) -> pa.Table:
+    """Join ``right``'s columns onto ``left`` by org_id (nulls where absent)."""
+    pos = {o: i for i, o in enumerate(right.column("org_id").to_pylist())}
+    idx = pa.array([pos.get(o) for o in left.column("org_id").to_pylist()], pa.int64())
+    out = left
+    for name in right.column_names:
+        if name == "org_id":
+            continue
+        out = out.append_column(name, right.column(name).take(idx))
+    return out

@@ -1,0 +1,211 @@
+"""Account signals: SQL aggregations (DuckDB) of request features over a window.
+
+One row per account. Every signal is oriented so that *higher is more suspicious*; what each
+one means as evidence only becomes a probability after calibration on benign traffic
+(``scoring.py``). Embedding signals (dispersion, effective rank, MMD to the benign
+reference) come from :mod:`.embedding_signals` and are joined in by the detector.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from .features import BOOL_FEATURES
+
+__all__ = [
+    "EVAL_LICENCES",
+    "SHARE_SIGNALS",
+    "SIGNAL_DESCRIPTIONS",
+    "TEXT_SIGNALS",
+    "account_signals",
+]
+
+#: licences under which benchmark and judge traffic is the permitted use, not a violation
+EVAL_LICENCES = frozenset({"evaluation-permitted", "evaluation", "eval", "research-evaluation"})
+#: licences under which identity / system-prompt probing is permitted (red teams)
+REDTEAM_LICENCES = frozenset({"redteam-permitted", "redteam", "red-team"})
+
+SHARE_SIGNALS = tuple("share_" + f[2:] for f in BOOL_FEATURES)
+
+SIGNAL_DESCRIPTIONS: dict[str, str] = {
+    "volume": "log10 requests in the window",
+    "rate_per_active_hour": "log10 requests per hour with any activity",
+    "timing_regularity": "-ln(coefficient of variation of inter-arrival gaps): machine pacing",
+    "hour_entropy": "entropy (bits) of the hour-of-day histogram: round-the-clock activity",
+    "night_share": "share of requests between 00:00 and 06:00 in the account's region hours (UTC)",
+    "template_reuse": "1 - distinct template prefixes / requests",
+    "near_dup_reuse": "1 - distinct MinHash fingerprints / requests",
+    "suffix_reuse": "1 - distinct template suffixes / requests",
+    "harvest_ratio": "median completion/prompt token ratio",
+    "completion_tokens": "log10 mean completion tokens",
+    "placeholder_density": "placeholder tokens per word (desensitisation)",
+    "share_cot": "share of requests eliciting chain-of-thought",
+    "share_dataset": "share of requests asking for training-data formats",
+    "share_judge": "share of LLM-as-judge / pairwise comparison requests",
+    "share_identity": "share of identity / system-prompt probes",
+    "share_agent": "share of tool-use / agent-trace requests",
+    "share_desens": "share of desensitised requests (placeholders, hashed identifiers)",
+    "share_bench": "share of requests carrying benchmark items",
+    "share_multiturn": "share of multi-turn requests (lower is more suspicious: 1 - share)",
+    "share_logprobs": "share of requests asking for logprobs",
+    "share_multi_n": "share of requests asking for n > 1 choices",
+    "licence_use_mismatch": "share of evaluation-type traffic (benchmarks, judging) outside "
+    "an evaluation licence",
+    "region_mismatch": "share of requests from outside the licence's home region",
+    "reseller_channel": "1 when the account comes through a reseller channel",
+}
+
+#: the signals computed here from text / metadata (embedding signals are added later)
+TEXT_SIGNALS = (
+    "volume", "rate_per_active_hour", "timing_regularity", "hour_entropy", "template_reuse",
+    "near_dup_reuse", "suffix_reuse", "harvest_ratio", "completion_tokens",
+    "placeholder_density", *SHARE_SIGNALS, "licence_use_mismatch", "region_mismatch",
+    "reseller_channel",
+)
+
+_EXAMPLES = 5
+
+
+def _sql_list(values: frozenset[str]) -> str:
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values)) + ")"
+
+
+def _share_sql() -> str:
+    parts = []
+    for f in BOOL_FEATURES:
+        name = "share_" + f[2:]
+        if f == "f_multiturn":
+            parts.append(f"1.0 - avg(CAST({f} AS DOUBLE)) AS {name}")
+        elif f in ("f_bench", "f_judge"):
+            parts.append(
+                f"CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0 "
+                f"ELSE avg(CAST({f} AS DOUBLE)) END AS {name}"
+            )
+        elif f == "f_identity":
+            parts.append(
+                f"CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(REDTEAM_LICENCES)} THEN 0.0 "
+                f"ELSE avg(CAST({f} AS DOUBLE)) END AS {name}"
+            )
+        else:
+            parts.append(f"avg(CAST({f} AS DOUBLE)) AS {name}")
+        parts.append(
+            f"count(*) FILTER (WHERE {f}) AS n_{f[2:]}"
+        )
+        if f != "f_multiturn":
+            parts.append(
+                f"(list(event_id ORDER BY ts, event_id) FILTER (WHERE {f}))[1:{_EXAMPLES}] "
+                f"AS ex_{f[2:]}"
+            )
+    return ",\n".join(parts)
+
+
+_SIGNAL_SQL = f"""
+WITH f AS (
+    SELECT feats.*, coalesce(acc.licence, feats.licence) AS lic,
+           coalesce(acc.channel, feats.channel) AS chan, acc.home_region AS home,
+           epoch_us(ts) - lag(epoch_us(ts)) OVER (PARTITION BY feats.org_id ORDER BY ts,
+               event_id) AS gap_us
+    FROM feats LEFT JOIN acc ON feats.org_id = acc.org_id
+),
+hours AS (
+    SELECT org_id, count(DISTINCT date_trunc('hour', ts)) AS active_hours FROM f GROUP BY org_id
+)
+SELECT
+    f.org_id AS org_id,
+    count(*) AS n_requests,
+    min(ts) AS first_ts,
+    max(ts) AS last_ts,
+    mode(lic) AS licence,
+    mode(chan) AS channel,
+    log10(count(*)) AS volume,
+    log10(count(*) / any_value(hours.active_hours)) AS rate_per_active_hour,
+    CASE WHEN count(gap_us) >= 5 AND avg(gap_us) > 0
+         THEN -ln(coalesce(stddev_pop(gap_us), 0) / avg(gap_us) + 0.01) END AS timing_regularity,
+    entropy(hour(ts)) AS hour_entropy,
+    1.0 - count(DISTINCT tpl_prefix) / count(*) AS template_reuse,
+    1.0 - count(DISTINCT fp_a) / count(*) AS near_dup_reuse,
+    1.0 - count(DISTINCT tpl_suffix) / count(*) AS suffix_reuse,
+    median(out_in_ratio) FILTER (WHERE completion_tokens IS NOT NULL) AS harvest_ratio,
+    log10(1 + avg(completion_tokens)) AS completion_tokens,
+    sum(placeholders) / greatest(sum(words), 1) AS placeholder_density,
+    {_share_sql()},
+    CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0
+         ELSE avg(CAST(f_bench OR f_judge AS DOUBLE)) END AS licence_use_mismatch,
+    CASE WHEN any_value(home) IS NULL THEN 0.0
+         ELSE avg(CAST(region IS NOT NULL AND region <> home AS DOUBLE)) END
+        AS region_mismatch,
+    CAST(coalesce(mode(chan), '') LIKE 'reseller%' AS DOUBLE) AS reseller_channel
+FROM f JOIN hours ON f.org_id = hours.org_id
+GROUP BY f.org_id
+ORDER BY f.org_id
+"""
+
+_ACC_COLUMNS = {
+    "org_id": pa.string(),
+    "licence": pa.string(),
+    "channel": pa.string(),
+    "home_region": pa.string(),
+}
+
+
+def _accounts_view(accounts: pa.Table | None) -> pa.Table:
+    """The accounts columns the signals use; missing columns read as nulls."""
+    if accounts is None:
+        return pa.table({k: pa.array([], t) for k, t in _ACC_COLUMNS.items()})
+    if "org_id" not in accounts.column_names:
+        raise ValueError(
+            "accounts table has no org_id column; pass the dataset's accounts.parquet "
+            "(columns org_id, licence, channel, home_region, ...)"
+        )
+    cols = {}
+    for k, t in _ACC_COLUMNS.items():
+        if k in accounts.column_names:
+            cols[k] = accounts.column(k).cast(t)
+        else:
+            cols[k] = pa.nulls(accounts.num_rows, t)
+    return pa.table(cols)
+
+
+def account_signals(
+    features: pa.Table,
+    accounts: pa.Table | None = None,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pa.Table:
+    """Aggregate request features into one row of signals per account.
+
+    Columns: ``org_id``, ``n_requests``, ``first_ts``, ``last_ts``, ``licence``,
+    ``channel``, the signals of :data:`TEXT_SIGNALS`, per-feature counts ``n_<feature>``
+    and example event ids ``ex_<feature>`` (evidence for findings).
+    """
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        con.register("feats", features)
+        con.register("acc", _accounts_view(accounts))
+        out = con.sql(_SIGNAL_SQL).to_arrow_table()
+        con.unregister("feats")
+        con.unregister("acc")
+    finally:
+        if own:
+            con.close()
+    return out
+
+
+def signal_matrix(signals: pa.Table, names: tuple[str, ...]) -> np.ndarray:
+    """The named signal columns as a float matrix (NaN where a signal is undefined)."""
+    cols = []
+    for name in names:
+        if name in signals.column_names:
+            cols.append(
+                signals.column(name).cast(pa.float64()).fill_null(np.nan).to_numpy(
+                    zero_copy_only=False
+                )
+            )
+        else:
+            cols.append(np.full(signals.num_rows, np.nan))
+    if not cols:
+        return np.zeros((signals.num_rows, 0))
+    return np.column_stack(cols)
