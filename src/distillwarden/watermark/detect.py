@@ -28,6 +28,7 @@ __all__ = [
     "ScanResult",
     "ScoredPairs",
     "attribute",
+    "attribute_groups",
     "attribute_tokens",
     "detect",
     "detect_tokens",
@@ -408,13 +409,63 @@ def attribute_tokens(
     ``alpha`` is the family-wise error rate over all candidates: with ``holm`` several
     accounts can be attributed at once (text leaked by more than one account); with
     ``bonferroni`` each account is tested at ``alpha / N``."""
-    if not keys:
+    return attribute_groups(
+        token_ids,
+        [(config, keys)],
+        prompt_ids=prompt_ids,
+        alpha=alpha,
+        method=method,
+        top=top,
+        progress=progress,
+    )
+
+
+def attribute_groups(
+    token_ids: TokenInput,
+    groups: Sequence[tuple[WatermarkConfig, Mapping[str, bytes]]],
+    *,
+    prompt_ids: TokenInput | None = None,
+    alpha: float = 1e-3,
+    method: Literal["bonferroni", "holm"] = "holm",
+    top: int | None = 10,
+    progress: Progress | None = None,
+) -> AttributionResult:
+    """Attribution when candidate accounts hold licences with different watermark settings:
+    each group is scored under its own config, and the family-wise correction runs over
+    all candidates together."""
+    total_keys = sum(len(k) for _, k in groups)
+    if total_keys == 0:
         raise ValueError("no candidate accounts given; pass at least one account id")
-    config.check()
-    pairs = prepare_pairs(token_ids, config.context_width, prompt_ids)
-    names = list(keys)
-    counts = green_counts(pairs, [keys[n] for n in names], config.gamma, progress)
-    log_p = binom_log_sf_array(counts, np.full(counts.size, pairs.count), config.green_rate)
+    names: list[str] = []
+    log_ps: list[np.ndarray] = []
+    counts_all: list[np.ndarray] = []
+    scored = total = 0
+    needed = 0
+    done = 0
+    for config, keys in groups:
+        if not keys:
+            continue
+        config.check()
+        pairs = prepare_pairs(token_ids, config.context_width, prompt_ids)
+        group_names = list(keys)
+        base = done
+
+        def _progress(i: int, _n: int, base: int = base) -> None:
+            if progress is not None:
+                progress(base + i, total_keys)
+
+        counts = green_counts(pairs, [keys[n] for n in group_names], config.gamma, _progress)
+        done += len(group_names)
+        names += group_names
+        counts_all.append(counts)
+        log_ps.append(
+            binom_log_sf_array(counts, np.full(counts.size, pairs.count), config.green_rate)
+        )
+        scored = max(scored, pairs.count)
+        total = pairs.total_tokens
+        needed = max(needed, tokens_needed(config, alpha / total_keys))
+    log_p = np.concatenate(log_ps)
+    counts_cat = np.concatenate(counts_all)
     bonf = bonferroni_log(log_p, len(names))
     holm = holm_log(log_p)
     adj = holm if method == "holm" else bonf
@@ -425,7 +476,7 @@ def attribute_tokens(
     ranked = [
         AccountScore(
             account=names[i],
-            green_tokens=int(counts[i]),
+            green_tokens=int(counts_cat[i]),
             log10_p=float(log_p[i]) / LN10,
             log10_p_bonferroni=float(bonf[i]) / LN10,
             log10_p_holm=float(holm[i]) / LN10,
@@ -434,13 +485,13 @@ def attribute_tokens(
         for i in order
     ]
     return AttributionResult(
-        total_tokens=pairs.total_tokens,
-        scored_tokens=pairs.count,
+        total_tokens=total,
+        scored_tokens=scored,
         candidates=len(names),
         alpha=alpha,
         method=method,
         ranked=ranked,
-        tokens_needed=tokens_needed(config, alpha / len(names)),
+        tokens_needed=needed,
     )
 
 
