@@ -91,9 +91,8 @@ def cauchy_combine(p: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     t = np.where(pc < 1e-15, 1.0 / (pc * np.pi), np.tan((0.5 - pc) * np.pi))
     wsum = (ok * w).sum(1)
     stat = (np.where(ok, t, 0.0) * w).sum(1) / np.maximum(wsum, 1e-12)
-    out = np.where(
-        stat > 1e15, 1.0 / (stat * np.pi), 0.5 - np.arctan(stat) / np.pi
-    )
+    big = stat > 1e15
+    out = np.where(big, 1.0 / (np.where(big, stat, 1.0) * np.pi), 0.5 - np.arctan(stat) / np.pi)
     out = np.where(wsum > 0, out, 1.0)
     return np.clip(out, 1e-300, 1.0)
 

@@ -58,7 +58,7 @@ def _sql_str(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
 
 
-_WORD_SPLIT = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”|[^a-z\x{80}-\x{10ffff}]+'
+_WORD_SPLIT = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”|[^a-z\x{80}-\x{10ffff}"“”]+|["“”]'
 
 
 def _shingles_sql(words: str, k: int, salt: int = 0) -> str:

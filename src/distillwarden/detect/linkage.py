@@ -6,8 +6,12 @@ hours (synchronised timing) and SimHash bands of its prompt-embedding centroid. 
 that share a token are candidate pairs (blocking, never all pairs). A pair's edge weight is
 the sum over evidence kinds it shares of ``-log10 q_kind``, where ``q_kind`` is how often two
 *benign* accounts share that kind of evidence (the calibrated null, learned in :meth:`fit`).
-Edges at or above ``threshold`` (default ``log10(n_accounts) + 2``: under independence,
-fewer than 1% of accounts get a false edge) are kept, and clusters are connected components.
+Content evidence (shared templates, near-duplicate fingerprints, embedding centroids) is
+correlated with itself and is shared by unrelated operators who copy the same public
+template, so together it counts as one kind capped at ``content_cap``: content supports a
+link but never makes one alone. Edges at or above ``threshold`` (default
+``log10(n_accounts) + 2``: under independence, fewer than 1% of accounts get a false edge)
+are kept, and clusters are connected components.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS: dict[str, float] = {
     "net": 4.0, "ua": 1.0, "pay": 6.0, "tpl": 2.0, "fp": 2.0, "time": 1.0, "emb": 1.0,
 }
+
+CONTENT_KINDS = ("tpl", "fp", "emb")
 
 _TIME_HASHES = 8
 _TIME_BAND = 2
@@ -176,6 +182,7 @@ class HydraLinker:
         min_share: float = 0.05,
         min_repeat: int = 3,
         max_weight: float = 8.0,
+        content_cap: float = 2.0,
         seed: int = 0,
     ) -> None:
         self.threshold = threshold
@@ -183,6 +190,7 @@ class HydraLinker:
         self.min_share = min_share
         self.min_repeat = min_repeat
         self.max_weight = max_weight
+        self.content_cap = content_cap
         self.seed = seed
 
     def _tokens(
@@ -276,8 +284,12 @@ class HydraLinker:
             pk = key % len(kinds)
             pair = key // len(kinds)
             wvec = np.array([weights[k] for k in kinds])[pk]
+            is_content = np.isin(pk, [kind_code[k] for k in CONTENT_KINDS if k in kind_code])
             uniq, inv = np.unique(pair, return_inverse=True)
-            total = np.bincount(inv, weights=wvec)
+            total = np.bincount(inv, weights=np.where(is_content, 0.0, wvec))
+            content = np.zeros(len(uniq))
+            np.maximum.at(content, inv, np.where(is_content, wvec, 0.0))
+            total += np.minimum(content, self.content_cap)
             strong = total >= tau
             edges_i.append(uniq[strong] // n)
             edges_j.append(uniq[strong] % n)

@@ -1,0 +1,55 @@
+"""Tail calibration and p-value combination."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distillwarden.detect.calibration import TailCalibrator, cauchy_combine, fisher_combine
+
+
+def test_empirical_tail_is_calibrated_on_fresh_benign_draws() -> None:
+    rng = np.random.default_rng(0)
+    cal = TailCalibrator().fit(rng.normal(size=5000))
+    p = cal.pvalue(rng.normal(size=20000))
+    for alpha in (0.01, 0.05, 0.2):
+        assert abs((p <= alpha).mean() - alpha) < 0.35 * alpha + 0.003
+
+
+def test_tail_extrapolates_below_one_over_n_and_is_monotone() -> None:
+    rng = np.random.default_rng(1)
+    cal = TailCalibrator().fit(rng.exponential(size=500))
+    xs = np.array([0.5, 3.0, 8.0, 20.0, 100.0])
+    p = cal.pvalue(xs)
+    assert np.all(np.diff(p) < 0)
+    assert p[-1] < 1.0 / 501
+
+
+def test_constant_benign_signal_uses_mid_p_and_scale_floor() -> None:
+    cal = TailCalibrator(min_scale=1.0).fit(np.zeros(200))
+    p0, p1, p10 = cal.pvalue(np.array([0.0, 1.0, 10.0]))
+    assert 0.45 < p0 < 0.55
+    assert 1e-4 < p1 < 0.01  # one unit above anything benign is evidence, not certainty
+    assert p10 < p1
+
+
+def test_nan_means_undefined() -> None:
+    cal = TailCalibrator().fit(np.array([1.0, 2.0, np.nan, 3.0]))
+    assert cal.n_ == 3
+    assert np.isnan(cal.pvalue(np.array([np.nan]))[0])
+
+
+def test_cauchy_combination_uniform_under_null_and_driven_by_smallest() -> None:
+    rng = np.random.default_rng(2)
+    p = rng.uniform(size=(20000, 8))
+    comb = cauchy_combine(p)
+    assert abs((comb <= 0.05).mean() - 0.05) < 0.01
+    one_strong = np.array([[1e-9] + [0.6] * 20])
+    assert cauchy_combine(one_strong)[0] < 1e-7
+    assert cauchy_combine(np.array([[np.nan, np.nan]]))[0] == 1.0
+
+
+def test_fisher_combination() -> None:
+    # chi-square with 4 d.f. at -2 ln(0.25): sf = 0.25 * (1 - ln 0.25)
+    assert fisher_combine(np.array([[0.5, 0.5]]))[0] == pytest.approx(0.25 * (1 - np.log(0.25)))
+    assert fisher_combine(np.array([[1e-6, 1e-6]]))[0] < 1e-9

@@ -1,0 +1,83 @@
+"""DistillationDetector: estimator API, calibration on benign traffic, licence awareness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from distillwarden.detect.scoring import DistillationDetector, NotFittedError
+
+from .conftest import TrafficBuilder, attack_prompts, hash_embedder
+
+
+@pytest.fixture(scope="module")
+def fitted(benign_prompts: list[str]) -> DistillationDetector:
+    ref = TrafficBuilder(11)
+    pool = benign_prompts[::2]
+    for i in range(150):
+        ref.account(f"ref{i}", pool, n=int(15 + ref.rng.integers(120)))
+    return DistillationDetector(embedder=hash_embedder).fit(ref.events(), ref.accounts_table())
+
+
+def _test_traffic(benign: list[str]) -> tuple[pa.Table, pa.Table]:
+    pool = benign[1::2]
+    t = TrafficBuilder(12)
+    for i in range(60):
+        t.account(f"ben{i}", pool, n=int(15 + t.rng.integers(120)))
+    for kind in ("cot", "dataset", "judge"):
+        t.account(f"att_{kind}", attack_prompts(kind, pool), n=80)
+    # a licensed evaluation lab sending benchmark-judging traffic
+    t.account("evallab", attack_prompts("judge", pool), n=80, licence="evaluation-permitted")
+    return t.events(), t.accounts_table()
+
+
+def test_attackers_above_benign_at_calibrated_threshold(
+    fitted: DistillationDetector, benign_prompts: list[str]
+) -> None:
+    events, accounts = _test_traffic(benign_prompts)
+    scores = fitted.decision_function(events, accounts)
+    th = fitted.threshold_for_fpr(0.01)
+    benign = [v for k, v in scores.items() if k.startswith("ben")]
+    assert np.mean(np.array(benign) > th) <= 0.05
+    for kind in ("cot", "dataset", "judge"):
+        assert scores[f"att_{kind}"] > th, kind
+    assert scores["att_judge"] > max(benign)
+
+
+def test_evaluation_licence_excuses_judging(
+    fitted: DistillationDetector, benign_prompts: list[str]
+) -> None:
+    events, accounts = _test_traffic(benign_prompts)
+    s = fitted.score_accounts(events, accounts)
+    orgs = s.org_ids
+    j = s.signal_names.index("share_judge")
+    assert s.statistics[orgs.index("evallab"), j] == 0.0
+    assert s.statistics[orgs.index("att_judge"), j] > 10.0
+
+
+def test_thresholds_are_monotone_in_fpr(fitted: DistillationDetector) -> None:
+    t = [fitted.threshold_for_fpr(f) for f in (0.2, 0.05, 0.01, 0.001, 0.0001)]
+    assert all(a <= b for a, b in zip(t, t[1:], strict=False))
+    with pytest.raises(ValueError):
+        fitted.threshold_for_fpr(0.0)
+
+
+def test_not_fitted_and_bad_parameters(benign_prompts: list[str]) -> None:
+    t = TrafficBuilder()
+    t.account("a", benign_prompts, n=3)
+    with pytest.raises(NotFittedError, match="fit"):
+        DistillationDetector().decision_function(t.events())
+    with pytest.raises(ValueError, match="known signals"):
+        DistillationDetector(signals=["nope"], embedder=hash_embedder).fit(t.events())
+    with pytest.raises(ValueError, match="at least 10"):
+        DistillationDetector(embedder=hash_embedder).fit(t.events())
+
+
+def test_clusters_api_returns_every_account(
+    fitted: DistillationDetector, benign_prompts: list[str]
+) -> None:
+    events, accounts = _test_traffic(benign_prompts)
+    cl = fitted.clusters(events, accounts)
+    assert set(cl) == set(fitted.decision_function(events, accounts))
+    assert all(v is None for k, v in cl.items() if k.startswith("ben"))
