@@ -60,6 +60,7 @@ class ServerThread:
             lifespan="on",
             access_log=False,
             log_level="warning",
+            timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -140,8 +141,9 @@ class Harness:
 
     def set_status(self, org_id: str, status: str, **kw: Any) -> None:
         with session_scope(self.sessions) as s:
-            services.set_status(s, org_id, status, actor="test", reason=kw.pop("reason", "test"),
-                                **kw)
+            services.set_status(
+                s, org_id, status, actor="test", reason=kw.pop("reason", "test"), **kw
+            )
 
     def wait_status(self, org_id: str, status: str) -> None:
         self.wait_for(
@@ -160,12 +162,16 @@ class Harness:
     def headers(self, acct: Account, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {acct.key}", **extra}
 
-    def chat(self, acct: Account, body: dict[str, Any] | None = None, **hdrs: str) -> httpx.Response:
+    def chat(
+        self, acct: Account, body: dict[str, Any] | None = None, **hdrs: str
+    ) -> httpx.Response:
         payload = body or {
             "model": "fake-model",
             "messages": [{"role": "user", "content": "hello there"}],
         }
-        return self.http.post("/v1/chat/completions", json=payload, headers=self.headers(acct, **hdrs))
+        return self.http.post(
+            "/v1/chat/completions", json=payload, headers=self.headers(acct, **hdrs)
+        )
 
     def events(self, org_id: str | None = None) -> list[dict[str, Any]]:
         """Every event written so far (flushed to segments first)."""

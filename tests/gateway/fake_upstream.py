@@ -107,9 +107,7 @@ class FakeUpstream:
             choices = [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": ANSWER}
-                    if chat
-                    else None,
+                    "message": {"role": "assistant", "content": ANSWER} if chat else None,
                     "text": None if chat else ANSWER,
                     "logprobs": {"content": []} if req.get("logprobs") else None,
                     "finish_reason": "stop",
@@ -141,19 +139,29 @@ class FakeUpstream:
                 "headers": [(b"content-type", b"text/event-stream")],
             }
         )
-        base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000,
-                "model": model}
+        base = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": model,
+        }
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             c = dict(base)
             c["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
             return b"data: " + orjson.dumps(c) + b"\n\n"
 
-        await send({"type": "http.response.body", "body": chunk({"role": "assistant"}),
-                    "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": chunk({"role": "assistant"}), "more_body": True}
+        )
         for i in range(CHUNKS):
-            await send({"type": "http.response.body", "body": chunk({"content": f"tok{i} "}),
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": chunk({"content": f"tok{i} "}),
+                    "more_body": True,
+                }
+            )
             if model == "midstream-hang" and i == 3:
                 await asyncio.sleep(3600)
         if model == "broken-stream":
