@@ -40,6 +40,11 @@ def _console() -> Console:
     return Console(stderr=True)
 
 
+def _out() -> Console:
+    """Report lines are not wrapped, so paths and reasons stay greppable."""
+    return Console(soft_wrap=True)
+
+
 def _quiet_logs() -> None:
     """The commands print their own reports; don't echo each skipped line twice."""
     if not logging.getLogger("distillwarden.events").handlers:
@@ -77,7 +82,7 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _print_report(report: Any) -> None:
-    con = Console()
+    con = _out()
     con.print(report.summary())
     if report.accounts or report.accounts_skipped:
         con.print(f"accounts: {report.accounts} read, {report.accounts_skipped} skipped")
@@ -157,7 +162,7 @@ def import_traffic(
         raise typer.Exit(2) from exc
     _print_report(report)
     if out is not None:
-        Console().print(f"dataset written to {out}")
+        _out().print(f"dataset written to {out}")
 
 
 @import_app.command("litellm")
@@ -217,9 +222,9 @@ def export_cmd(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    Console().print(f"exported {report.events} event(s) to {out}")
+    _out().print(f"exported {report.events} event(s) to {out}")
     for s in report.read.skipped:
-        Console().print(f"  [yellow]skipped {s.path}: {s.reason}[/]")
+        _out().print(f"  [yellow]skipped {s.path}: {s.reason}[/]")
 
 
 def _fmt_bytes(n: float) -> str:
@@ -250,9 +255,9 @@ def stats_cmd(directory: DirOpt = None, config: ConfigOpt = None) -> None:
     table.add_row("spools pending", str(st.spools))
     table.add_row("rejected files", str(st.rejected_files))
     table.add_row("skipped (unreadable)", str(len(st.skipped)))
-    Console().print(table)
+    _out().print(table)
     for s in st.skipped:
-        Console().print(f"  [yellow]skipped {s.path}: {s.reason}[/]")
+        _out().print(f"  [yellow]skipped {s.path}: {s.reason}[/]")
 
 
 @events_app.command("verify")
@@ -263,7 +268,7 @@ def verify_cmd(directory: DirOpt = None, config: ConfigOpt = None) -> None:
     _quiet_logs()
     src = _events_dir(directory, config)
     good, report = verify_segments(src)
-    con = Console()
+    con = _out()
     con.print(f"{len(good)} segment(s) OK, {report.rows:,} event(s); "
               f"{len(report.skipped)} bad segment(s)")
     for s in report.skipped:
