@@ -1,1 +1,6 @@
-"""console part of distillwarden (see DESIGN.md)."""
+"""The analyst console (server-rendered, Jinja2 + HTMX); mounted by the gateway at
+``/console``."""
+
+from .app import create_console_app
+
+__all__ = ["create_console_app"]

@@ -1,0 +1,202 @@
+"""What each console page shows, assembled from the store (no HTTP here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..store import audit, services
+from ..store.models import (
+    ACCOUNT_STATUSES,
+    ApiKey,
+    AuditEntry,
+    Case,
+    Cluster,
+    Finding,
+    Licence,
+    Organization,
+)
+
+__all__ = [
+    "AccountRow",
+    "account_detail",
+    "account_rows",
+    "audit_page",
+    "cluster_rows",
+    "overview_counts",
+]
+
+
+@dataclass
+class AccountRow:
+    """One line of the accounts table."""
+
+    org: Organization
+    licence: Licence | None
+    risk: float | None
+    risk_detector: str | None
+    cluster_id: str | None
+    open_cases: int
+    active_keys: int
+
+
+def overview_counts(session: Session) -> dict[str, int]:
+    """Number of accounts per status (every status present, 0 when none)."""
+    counts = dict.fromkeys(ACCOUNT_STATUSES, 0)
+    for status, n in session.execute(
+        select(Organization.status, func.count()).group_by(Organization.status)
+    ):
+        counts[status] = int(n)
+    return counts
+
+
+def account_rows(
+    session: Session,
+    *,
+    q: str | None = None,
+    status: str | None = None,
+    sort: str = "risk",
+    limit: int = 200,
+) -> tuple[list[AccountRow], int]:
+    """Accounts matching a search and status filter, riskiest first; and how many matched."""
+    query = select(Organization)
+    if status and status in ACCOUNT_STATUSES:
+        query = query.where(Organization.status == status)
+    if q:
+        like = f"%{q.strip().lower()}%"
+        query = query.where(
+            func.lower(Organization.id).like(like) | func.lower(Organization.name).like(like)
+        )
+    orgs = list(session.scalars(query))
+    ids = [o.id for o in orgs]
+    if not ids:
+        return [], 0
+    licences = {
+        lic.org_id: lic
+        for lic in session.scalars(
+            select(Licence).where(Licence.active.is_(True), Licence.org_id.in_(ids))
+        )
+    }
+    risk = services.latest_risk(session, ids)
+    cases = dict(
+        session.execute(
+            select(Case.org_id, func.count())
+            .where(Case.org_id.in_(ids), Case.state != "closed")
+            .group_by(Case.org_id)
+        ).all()
+    )
+    keys = dict(
+        session.execute(
+            select(ApiKey.org_id, func.count())
+            .where(ApiKey.org_id.in_(ids), ApiKey.revoked_at.is_(None))
+            .group_by(ApiKey.org_id)
+        ).all()
+    )
+    rows = [
+        AccountRow(
+            org=o,
+            licence=licences.get(o.id),
+            risk=risk[o.id].risk if o.id in risk else None,
+            risk_detector=risk[o.id].detector if o.id in risk else None,
+            cluster_id=risk[o.id].cluster_id if o.id in risk else None,
+            open_cases=int(cases.get(o.id, 0)),
+            active_keys=int(keys.get(o.id, 0)),
+        )
+        for o in orgs
+    ]
+    if sort == "name":
+        rows.sort(key=lambda r: (r.org.name.lower(), r.org.id))
+    elif sort == "status":
+        order = {s: i for i, s in enumerate(reversed(ACCOUNT_STATUSES))}
+        rows.sort(key=lambda r: (order.get(r.org.status, 9), -(r.risk or -1.0)))
+    else:
+        rows.sort(key=lambda r: (-(r.risk if r.risk is not None else -1.0), r.org.id))
+    return rows[:limit], len(rows)
+
+
+@dataclass
+class AccountDetail:
+    """Everything the account page shows."""
+
+    org: Organization
+    licence: Licence | None
+    licences: list[Licence]
+    findings: list[Finding]
+    history: list[Any]
+    keys: list[ApiKey]
+    cases: list[Case]
+    audit: list[AuditEntry] = field(default_factory=list)
+    cluster: Cluster | None = None
+
+
+def account_detail(session: Session, org_id: str) -> AccountDetail:
+    """The account page's data (raises NotFound for an unknown account)."""
+    org = services.get_org(session, org_id)
+    findings = services.list_findings(session, org_id=org_id, limit=50)
+    cluster_id = next((f.cluster_id for f in findings if f.cluster_id), None)
+    key_ids = [k.id for k in services.list_api_keys(session, org_id)]
+    audit_rows = list(
+        session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.subject_id.in_([org_id, *key_ids]))
+            .order_by(AuditEntry.seq.desc())
+            .limit(30)
+        )
+    )
+    return AccountDetail(
+        org=org,
+        licence=services.active_licence(session, org_id),
+        licences=services.list_licences(session, org_id),
+        findings=findings,
+        history=list(reversed(services.status_history(session, org_id))),
+        keys=services.list_api_keys(session, org_id),
+        cases=services.list_cases(session, org_id=org_id),
+        audit=audit_rows,
+        cluster=session.get(Cluster, cluster_id) if cluster_id else None,
+    )
+
+
+@dataclass
+class ClusterRow:
+    """A cluster with the current status of each member."""
+
+    cluster: Cluster
+    members: list[Organization]
+    missing: list[str]
+    by_status: dict[str, int]
+
+
+def cluster_rows(session: Session, *, limit: int = 200) -> list[ClusterRow]:
+    """Linked clusters, highest score first, with their members' statuses."""
+    out = []
+    for cluster in services.list_clusters(session, limit=limit):
+        ids = [str(m) for m in (cluster.members or [])]
+        members = (
+            list(session.scalars(select(Organization).where(Organization.id.in_(ids))))
+            if ids
+            else []
+        )
+        found = {m.id for m in members}
+        by_status: dict[str, int] = {}
+        for m in members:
+            by_status[m.status] = by_status.get(m.status, 0) + 1
+        out.append(
+            ClusterRow(
+                cluster=cluster,
+                members=sorted(members, key=lambda m: m.id),
+                missing=[i for i in ids if i not in found],
+                by_status=by_status,
+            )
+        )
+    return out
+
+
+def audit_page(
+    session: Session, *, limit: int = 100
+) -> tuple[audit.AuditVerification, list[AuditEntry]]:
+    """The chain's verification and its latest entries, newest first."""
+    entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)))
+    return audit.verify(session), entries
