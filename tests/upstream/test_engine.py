@@ -57,7 +57,10 @@ def engine(local_model: Any) -> Any:
 
 def reference(lm: Any, ids: list[int], n: int) -> list[int]:
     out = lm.model.generate(
-        torch.tensor([ids]), max_new_tokens=n, do_sample=False, attention_mask=torch.ones(1, len(ids), dtype=torch.long)
+        torch.tensor([ids]),
+        max_new_tokens=n,
+        do_sample=False,
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
     )
     return out[0, len(ids) :].tolist()
 
@@ -68,7 +71,9 @@ def test_staggered_batch_matches_generate(local_model: Any, engine: GenerationEn
     sinks = []
     for i, text in enumerate(prompts):  # later requests join while earlier ones decode
         sink = Collector()
-        engine.submit(chat_ids(local_model, text), SamplingParams(max_tokens=n, temperature=0), sink)
+        engine.submit(
+            chat_ids(local_model, text), SamplingParams(max_tokens=n, temperature=0), sink
+        )
         sinks.append(sink)
         if i == 0:
             while not sinks[0].tokens:

@@ -97,9 +97,7 @@ class LocalModelServer:
         if self.local_model is None:
             self.local_model = load_local_model(self.cache_dir, self.device)
         if self.master_secret:
-            self.watermarker = Watermarker.for_tokenizer(
-                self.master_secret, self.local_model.tokenizer
-            )
+            self.watermarker = Watermarker(self.master_secret, self.local_model.tokenizer)
         self.engine = GenerationEngine(
             self.local_model, max_batch=self.max_batch, max_queue=self.max_queue
         ).start()
