@@ -122,6 +122,13 @@ class DistillationDetector:
         self.linker = linker
         self.benchmark_index = benchmark_index
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the embedding cache and last result are per-process working memory
+        state = dict(self.__dict__)
+        state.pop("embedding_cache_", None)
+        state.pop("_last", None)
+        return state
+
     # ------------------------------------------------------------------ helpers
     def _signal_names(self) -> tuple[str, ...]:
         names = tuple(self.signals) if self.signals is not None else ALL_SIGNALS
@@ -140,11 +147,19 @@ class DistillationDetector:
         return cache
 
     def compute_signals(
-        self, events: pa.Table, accounts: pa.Table | None = None, *, fitting: bool = False
+        self,
+        events: pa.Table,
+        accounts: pa.Table | None = None,
+        *,
+        features: pa.Table | None = None,
+        fitting: bool = False,
     ) -> tuple[pa.Table, pa.Table, dict[str, np.ndarray]]:
-        """Request features, account signals (with embedding signals joined in) and
-        embedding centroids for ``events``."""
-        feats = request_features(events, index=self.benchmark_index)
+        """Request features (unless given, e.g. cached per segment), account signals (with
+        embedding signals joined in) and embedding centroids for ``events``."""
+        feats = (
+            features if features is not None
+            else request_features(events, index=self.benchmark_index)
+        )
         sig = account_signals(feats, accounts)
         centroids: dict[str, np.ndarray] = {}
         if self.use_embeddings and sig.num_rows:
@@ -251,14 +266,23 @@ class DistillationDetector:
             return fisher_combine(p)
         raise ValueError(f"unknown combination {self.combine!r}; use 'cauchy' or 'fisher'")
 
-    def score_accounts(self, events: pa.Table, accounts: pa.Table | None = None) -> AccountScores:
-        """Signals, per-signal p-values, combined p-values, clusters and risk per account."""
+    def score_accounts(
+        self,
+        events: pa.Table,
+        accounts: pa.Table | None = None,
+        *,
+        features: pa.Table | None = None,
+    ) -> AccountScores:
+        """Signals, per-signal p-values, combined p-values, clusters and risk per account.
+
+        ``features`` may pass the request features of ``events`` when already computed."""
         self._check_fitted()
-        key = (id(events), events.num_rows, id(accounts))
+        # the cache holds the inputs themselves, so identity can't be confused by id reuse
+        key = (events, accounts, features)
         last = getattr(self, "_last", None)
-        if last is not None and last[0] == key:
+        if last is not None and all(a is b for a, b in zip(last[0], key, strict=True)):
             return last[1]
-        feats, sig, centroids = self.compute_signals(events, accounts)
+        feats, sig, centroids = self.compute_signals(events, accounts, features=features)
         stats = self._statistics(sig, self.signal_names_)
         p = self._pvalues(stats)
         p_acc = self._combine(p) if sig.num_rows else np.zeros(0)

@@ -1,0 +1,299 @@
+"""Running detection over the event log: one batch window, or incrementally as segments land.
+
+Both modes score the same thing, the events of a window ``[since, until)``, with the same
+detector, so they give the same findings on the same data: the incremental mode only caches
+what it already read (request features per segment, prompt embeddings per event) and drops
+segments that leave the window, so memory is bounded by the window, not by the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from distillwarden.events.reader import ReadReport, inspect_segment, list_segments, read_events
+from distillwarden.events.schema import EVENT_SCHEMA, SchemaError, conform
+from distillwarden.store.models import Licence, Organization
+
+from .features import INPUT_COLUMNS, request_features
+from .findings import FindingRecord, build_findings, write_findings
+from .linkage import HydraCluster
+from .scoring import AccountScores, DistillationDetector
+
+__all__ = [
+    "DETECTOR_NAME",
+    "DetectionRun",
+    "IncrementalDetection",
+    "accounts_from_store",
+    "run_detection",
+]
+
+log = logging.getLogger(__name__)
+
+DETECTOR_NAME = "distillation-v1"
+#: event columns detection needs (text for features and embeddings, hints for linkage)
+DETECT_COLUMNS = tuple(dict.fromkeys((*INPUT_COLUMNS, "last_user_text", "prompt_text")))
+
+
+@dataclass
+class DetectionRun:
+    """What one detection pass looked at and found."""
+
+    window_start: datetime | None
+    window_end: datetime | None
+    events: int
+    accounts: int
+    threshold: float
+    fpr: float
+    findings: list[FindingRecord]
+    clusters: list[HydraCluster]
+    skipped_segments: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, object]:
+        """A short JSON-ready summary."""
+        return {
+            "window_start": self.window_start.isoformat() if self.window_start else None,
+            "window_end": self.window_end.isoformat() if self.window_end else None,
+            "events": self.events, "accounts": self.accounts,
+            "threshold": self.threshold, "fpr": self.fpr,
+            "findings": len(self.findings), "clusters": len(self.clusters),
+            "skipped_segments": self.skipped_segments, "seconds": round(self.seconds, 3),
+        }
+
+
+def accounts_from_store(session: Session) -> pa.Table:
+    """What the store knows about each organization, in the accounts-table shape the
+    signals read. A licence whose permitted uses include ``evaluation`` counts as an
+    evaluation licence (benchmark and judge traffic are then its permitted use)."""
+    lic_rows = session.execute(select(Licence).where(Licence.active.is_(True))).scalars().all()
+    lic = {row.org_id: row for row in lic_rows}
+    rows = []
+    for org in session.execute(select(Organization)).scalars():
+        licence = lic.get(org.id)
+        name = licence.name if licence is not None else None
+        uses = [str(u) for u in (licence.permitted_uses or [])] if licence is not None else []
+        if "evaluation" in uses:
+            name = "evaluation-permitted"
+        elif "redteam" in uses:
+            name = "redteam-permitted"
+        rows.append(
+            {
+                "org_id": org.id,
+                "licence": name,
+                "channel": licence.channel if licence is not None else None,
+                "home_region": org.home_region,
+                "payment_fingerprint_hash": org.payment_fingerprint_hash,
+            }
+        )
+    schema = pa.schema([(k, pa.string()) for k in (
+        "org_id", "licence", "channel", "home_region", "payment_fingerprint_hash")])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _score_and_write(
+    detector: DistillationDetector,
+    events: pa.Table,
+    accounts: pa.Table | None,
+    *,
+    features: pa.Table | None,
+    fpr: float,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    session_factory: sessionmaker[Session] | None,
+) -> tuple[list[FindingRecord], list[HydraCluster], AccountScores | None, float]:
+    threshold = detector.threshold_for_fpr(fpr)
+    if events.num_rows == 0:
+        log.info("detection window %s .. %s has no events; nothing to score",
+                 window_start, window_end)
+        return [], [], None, threshold
+    scores = detector.score_accounts(events, accounts, features=features)
+    findings = build_findings(
+        scores, threshold=threshold, fpr=fpr, detector=DETECTOR_NAME,
+        window_start=window_start, window_end=window_end,
+    )
+    if session_factory is not None:
+        risks = dict(zip(scores.org_ids, (float(r) for r in scores.risk), strict=True))
+        with session_factory() as session:
+            write_findings(session, findings, scores.clusters, risks)
+            session.commit()
+    return findings, scores.clusters, scores, threshold
+
+
+def run_detection(
+    events_dir: str | Path,
+    detector: DistillationDetector,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    accounts: pa.Table | None = None,
+    fpr: float = 0.001,
+) -> DetectionRun:
+    """Score every account active in ``[since, until)`` and store a finding for each whose
+    risk crosses the threshold at benign false-positive rate ``fpr``.
+
+    Corrupt or foreign segments are skipped with a logged reason (listed in the result).
+    """
+    start = time.perf_counter()
+    report = ReadReport()
+    events = read_events(events_dir, since=since, until=until, columns=list(DETECT_COLUMNS),
+                         report=report)
+    if accounts is None and session_factory is not None:
+        with session_factory() as session:
+            accounts = accounts_from_store(session)
+    ws = _as_dt(since) or _min_ts(events)
+    we = _as_dt(until) or _max_ts(events)
+    findings, clusters, scores, threshold = _score_and_write(
+        detector, events, accounts, features=None, fpr=fpr, window_start=ws, window_end=we,
+        session_factory=session_factory,
+    )
+    return DetectionRun(
+        window_start=ws, window_end=we, events=events.num_rows,
+        accounts=scores.signals.num_rows if scores is not None else 0,
+        threshold=threshold, fpr=fpr, findings=findings, clusters=clusters,
+        skipped_segments=[f"{s.path}: {s.reason}" for s in report.skipped],
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _as_dt(v: datetime | str | None) -> datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+
+def _min_ts(events: pa.Table) -> datetime | None:
+    return pc.min(events.column("ts")).as_py() if events.num_rows else None
+
+
+def _max_ts(events: pa.Table) -> datetime | None:
+    return pc.max(events.column("ts")).as_py() if events.num_rows else None
+
+
+@dataclass
+class _Segment:
+    events: pa.Table
+    features: pa.Table
+    ts_max: datetime | None
+
+
+class IncrementalDetection:
+    """Follows the event log: each :meth:`poll` reads the segments that landed since the
+    last one (features computed once per segment), drops segments older than the window, and
+    rescores the window. ``since`` fixes the window start (a growing window); ``window``
+    instead keeps a sliding window of that length ending at the newest event."""
+
+    def __init__(
+        self,
+        events_dir: str | Path,
+        detector: DistillationDetector,
+        *,
+        session_factory: sessionmaker[Session] | None = None,
+        since: datetime | str | None = None,
+        window: timedelta | None = None,
+        accounts: pa.Table | Callable[[], pa.Table] | None = None,
+        fpr: float = 0.001,
+    ) -> None:
+        self.events_dir = Path(events_dir)
+        self.detector = detector
+        self.session_factory = session_factory
+        self.since = _as_dt(since)
+        self.window = window
+        self.accounts = accounts
+        self.fpr = fpr
+        self.segments: dict[Path, _Segment] = {}
+        self.skipped: dict[Path, str] = {}
+
+    def _read_segment(self, path: Path) -> pa.Table | None:
+        try:
+            inspect_segment(path)
+            table = conform(pq.read_table(path), origin=str(path))
+        except SchemaError:
+            raise
+        except Exception as exc:  # a corrupt or foreign file: skip it, say why
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("skipping segment %s: %s", path, reason)
+            self.skipped[path] = reason
+            return None
+        cols = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
+        return table.select(cols)
+
+    def _accounts(self) -> pa.Table | None:
+        if callable(self.accounts):
+            return self.accounts()
+        if self.accounts is None and self.session_factory is not None:
+            with self.session_factory() as session:
+                return accounts_from_store(session)
+        return self.accounts
+
+    def poll(self) -> DetectionRun | None:
+        """Process new segments; returns the run, or None when nothing new landed."""
+        start = time.perf_counter()
+        new = [p for p in list_segments(self.events_dir)
+               if p not in self.segments and p not in self.skipped]
+        for path in new:
+            table = self._read_segment(path)
+            if table is None:
+                continue
+            if self.since is not None:
+                table = table.filter(pc.greater_equal(table.column("ts"),
+                                                      pa.scalar(self.since, EVENT_SCHEMA.field("ts").type)))
+            feats = request_features(table, index=self.detector.benchmark_index)
+            self.segments[path] = _Segment(table, feats, _max_ts(table))
+        if not new:
+            return None
+        newest = max((s.ts_max for s in self.segments.values() if s.ts_max), default=None)
+        ws = self.since
+        if self.window is not None and newest is not None:
+            ws = newest - self.window
+            for path in [p for p, s in self.segments.items()
+                         if s.ts_max is not None and s.ts_max < ws]:
+                del self.segments[path]
+        parts = [s for _p, s in sorted(self.segments.items())]
+        if not parts:
+            return None
+        events = pa.concat_tables([s.events for s in parts])
+        feats = pa.concat_tables([s.features for s in parts])
+        if self.window is not None and ws is not None:
+            keep = pc.greater_equal(events.column("ts"),
+                                    pa.scalar(ws, EVENT_SCHEMA.field("ts").type))
+            events = events.filter(keep)
+            feats = feats.filter(pc.is_in(feats.column("event_id"),
+                                          value_set=events.column("event_id")))
+        cache = getattr(self.detector, "embedding_cache_", None)
+        if cache is not None:
+            cache.keep_only(set(events.column("event_id").to_pylist()))
+        findings, clusters, scores, threshold = _score_and_write(
+            self.detector, events, self._accounts(), features=feats, fpr=self.fpr,
+            window_start=ws or _min_ts(events), window_end=None,
+            session_factory=self.session_factory,
+        )
+        return DetectionRun(
+            window_start=ws or _min_ts(events), window_end=newest, events=events.num_rows,
+            accounts=scores.signals.num_rows if scores is not None else 0,
+            threshold=threshold, fpr=self.fpr, findings=findings, clusters=clusters,
+            skipped_segments=[f"{p}: {r}" for p, r in self.skipped.items()],
+            seconds=time.perf_counter() - start,
+        )
+
+    def follow(self, *, poll_s: float = 5.0, stop: Callable[[], bool] | None = None,
+               on_run: Callable[[DetectionRun], None] | None = None) -> None:
+        """Poll every ``poll_s`` seconds until ``stop()`` says so."""
+        while stop is None or not stop():
+            run = self.poll()
+            if run is not None and on_run is not None:
+                on_run(run)
+            time.sleep(poll_s)
