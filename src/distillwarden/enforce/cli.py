@@ -11,6 +11,7 @@ import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -126,6 +127,17 @@ def _load(path: Path) -> Any:
         return load_policy(path)
     except PolicyError as exc:
         raise _fail(str(exc), 2) from exc
+
+
+def _publish(settings: Settings, plans: list[PlannedAction]) -> None:
+    """After the commit: push status changes to gateway replicas over Redis (if configured)."""
+    from .propagation import publish_plans
+
+    try:
+        publish_plans(settings.redis_url, plans)
+    except Exception as exc:  # replicas still pick the change up at their next poll
+        _err.print(f"[yellow]warning:[/] Redis push failed ({escape(str(exc))}); gateways will "
+                   f"see the change at their next poll (within {settings.status_poll_s}s)")
 
 
 def _plans_table(plans: list[PlannedAction], title: str) -> None:
@@ -272,6 +284,7 @@ def enforce_apply(
         )
         if dry_run:
             s.rollback()
+    _publish(settings, plans)
     if json_out:
         _json([p.to_dict() for p in plans])
         return
@@ -295,6 +308,7 @@ def _action(
                             outbox_dir=settings.data_dir / "outbox", **kw)
         if dry_run:
             s.rollback()
+    _publish(settings, plans)
     if json_out:
         _json([p.to_dict() for p in plans])
     else:
@@ -377,6 +391,13 @@ def _licence_changes(items: list[str]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- cases
+
+
+@dataclass
+class _Applied:
+    org_id: str
+    new_status: str | None
+    applied: bool
 
 
 @case_app.command("open")
@@ -467,13 +488,19 @@ def case_decide(
     """Close a case with a decision and carry it out on the accounts concerned."""
     from .cases import decide
 
-    with _session(config) as (_, s):
+    with _session(config) as (settings, s):
         e = decide(s, case_id, decision, actor=_actor(actor), reason=reason,
                    apply=not no_apply, conditions=conditions,
                    licence_changes=_licence_changes(licence or []), throttle_factor=factor)
-        for a in e.body.get("actions", []):
+        applied = list(e.body.get("actions", []))
+        for a in applied:
             typer.echo(f"{a['org_id']}: {a['action']} "
                        f"({a['skipped'] or a['current_status'] + ' → ' + str(a['new_status'])})")
+    if settings.redis_url:
+        from .propagation import publish_plans
+
+        publish_plans(settings.redis_url, [_Applied(a["org_id"], a["new_status"], a["applied"])
+                                           for a in applied])
     typer.echo(f"{case_id}: closed with decision {decision}")
 
 
