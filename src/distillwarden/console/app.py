@@ -128,9 +128,8 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        ts=_fmt_ts, risk_class=_risk_class, pretty=_pretty, num=_num, scalar=_is_scalar
-    )
+    env.filters.update(ts=_fmt_ts, risk_class=_risk_class, pretty=_pretty, num=_num)
+    env.tests["scalar"] = _is_scalar
     return env
 
 
@@ -240,6 +239,18 @@ def create_console_app(settings: Settings, session_factory: sessionmaker[Session
             user=user_of(request),
             title="Not found",
             message="There is no such page in the console.",
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        _log.exception("console error on %s %s", request.method, request.url.path)
+        return render(
+            request,
+            "error.html",
+            status=500,
+            user=user_of(request),
+            title="Something went wrong",
+            message="The console hit an internal error; it is in the server log.",
         )
 
     # ------------------------------------------------------------------ login

@@ -1,0 +1,105 @@
+"""The console in a real browser (Debian chromium via Playwright): log in, open an account,
+suspend it through the form, and check the database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from distillwarden.config import Settings
+from distillwarden.console import create_console_app
+from distillwarden.store.db import session_scope
+from distillwarden.store.models import Organization
+
+from .seed import seed
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def console_url(
+    tmp_settings: Settings, session_factory: sessionmaker[Session]
+) -> Iterator[str]:
+    import uvicorn
+
+    seed(session_factory)
+    app = Starlette(routes=[Mount("/console", create_console_app(tmp_settings, session_factory))])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "console server did not start"
+    yield f"http://127.0.0.1:{port}/console"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_login_view_and_suspend_in_browser(
+    console_url: str, tmp_settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("DW_SCREENSHOT_DIR", "."))
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking",
+                  "--disable-component-update", "--disable-gpu"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{console_url}/accounts/sinoquant")
+            assert "/login" in page.url
+            page.fill("#name", "kim")
+            page.fill("#token", tmp_settings.admin_token or "")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/accounts/sinoquant")
+            assert page.locator("h1").first.inner_text().startswith("Sinoquant Research")
+            assert page.locator("text=template_reuse").count() >= 1
+
+            page.select_option("#status-select", "suspended")
+            page.fill("#reason", "Benchmark sweeps via reseller; pending investigation")
+            page.fill("#case_id", "case_sino")
+            page.click("#apply-status")
+            page.locator(".alert-ok").wait_for()
+            assert "Status set to suspended" in page.locator(".alert-ok").inner_text()
+            assert page.locator("h1 .badge-suspended").count() == 1
+            if os.environ.get("DW_SCREENSHOT_DIR"):
+                page.screenshot(path=str(shots / "console-account.png"), full_page=True)
+                page.goto(f"{console_url}/accounts")
+                page.screenshot(path=str(shots / "console-accounts.png"), full_page=True)
+                page.goto(f"{console_url}/clusters")
+                page.screenshot(path=str(shots / "console-clusters.png"), full_page=True)
+                page.goto(f"{console_url}/audit")
+                page.screenshot(path=str(shots / "console-audit.png"), full_page=True)
+            assert errors == [], f"browser console errors: {errors}"
+        finally:
+            browser.close()
+    with session_scope(session_factory) as s:
+        org = s.get(Organization, "sinoquant")
+        assert org is not None
+        assert org.status == "suspended" and org.status_actor == "console:kim"
+        assert org.status_reason == "Benchmark sweeps via reseller; pending investigation"
