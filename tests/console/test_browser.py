@@ -29,20 +29,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def console_url(
-    tmp_settings: Settings, session_factory: sessionmaker[Session]
-) -> Iterator[str]:
+def console_url(tmp_settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[str]:
     import uvicorn
 
     seed(session_factory)
     app = Starlette(routes=[Mount("/console", create_console_app(tmp_settings, session_factory))])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -64,8 +65,12 @@ def test_login_view_and_suspend_in_browser(
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking",
-                  "--disable-component-update", "--disable-gpu"],
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-gpu",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -210,3 +211,23 @@ def test_login_next_is_not_an_open_redirect(client: TestClient, tmp_settings: Se
         follow_redirects=False,
     )
     assert resp.headers["location"] == "/console/accounts"
+
+
+def test_standalone_app_and_token_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distillwarden.cli import app as cli_app
+    from distillwarden.config import load_settings
+    from distillwarden.console.cli import create_standalone_app
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'd'}\nadmin_token: standalone-token\n")
+    result = CliRunner().invoke(cli_app, ["console", "token", "--config", str(config)])
+    assert result.exit_code == 0 and result.output.strip() == "standalone-token"
+    settings = load_settings(config)
+    with TestClient(create_standalone_app(settings)) as c:
+        assert c.get("/", follow_redirects=False).headers["location"] == "/console/accounts"
+        assert c.get("/console/login").status_code == 200
+        auth = {"authorization": "Bearer standalone-token"}
+        assert c.get("/admin/orgs", headers=auth).json() == {"data": []}
+        assert c.get("/admin/openapi.json").status_code == 200
