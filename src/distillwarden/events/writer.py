@@ -295,9 +295,14 @@ class EventWriter:
 
     def _open_spool_locked(self) -> _Spool:
         self._seq += 1
-        path = self._spool_dir / f"{new_stem(self.writer_id, self._seq)}{SPOOL_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        name = f"{new_stem(self.writer_id, self._seq)}{SPOOL_SUFFIX}"
+        path = self._spool_dir / name
+        # Lock before the file is visible under its real name, so that a writer starting
+        # meanwhile can never mistake this live spool for an orphan.
+        tmp = self._spool_dir / f"{TMP_PREFIX}{name}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_CLOEXEC, 0o640)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(tmp, path)
         if self.fsync:
             fsync_dir(self._spool_dir)
         spool = _Spool(path=path, fd=fd, opened=time.monotonic())
@@ -367,6 +372,8 @@ class EventWriter:
 
     def _adopt_orphans(self) -> None:
         """Take over spools whose writer is gone (their lock is free)."""
+        for path in sorted(self._spool_dir.glob(f"{TMP_PREFIX}*{SPOOL_SUFFIX}")):
+            self._remove_unborn_spool(path)
         for path in sorted(self._spool_dir.glob(f"*{SPOOL_SUFFIX}")):
             if path.name.startswith(TMP_PREFIX):
                 continue
@@ -386,6 +393,22 @@ class EventWriter:
                 continue
             log.info("event writer %s: recovering spool %s", self.writer_id, path.name)
             self._pending.append(_Spool(path=path, fd=fd, opened=time.monotonic()))
+
+    @staticmethod
+    def _remove_unborn_spool(path: Path) -> None:
+        """A spool that crashed between creation and rename never received an event."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            st = os.fstat(fd)
+            old = st.st_mtime < time.time() - 60  # not one being created right now
+            if old and st.st_size == 0 and _lock_nb(fd):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        finally:
+            os.close(fd)
 
     def _remove_stale_tmp(self) -> None:
         cutoff = time.time() - _STALE_TMP_S
