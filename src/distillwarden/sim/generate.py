@@ -27,6 +27,8 @@ from .timing import sample_arrivals
 __all__ = ["EventChunk", "SimulatedTraffic", "generate"]
 
 _US = 1_000_000
+_REQUEST_FIELDS = ("model", "prompt_text", "last_user_text", "n_messages", "temperature",
+                   "max_tokens", "n", "logprobs", "top_logprobs", "stream", "has_tools")
 
 
 @dataclass
@@ -86,51 +88,56 @@ class _Stream:
     def take_until(self, t_end_us: int, cols: dict[str, list[Any]], extra: dict[str, list[Any]]
                    ) -> None:
         stop = int(np.searchsorted(self.ts, t_end_us, side="left"))
+        count = stop - self.pos
+        if count <= 0:
+            return
         plan, rng = self.plan, self.rng
-        for i in range(self.pos, stop):
-            is_attack = bool(self.attack_flag[i])
-            if is_attack and self.attack_ctx is not None and plan.attack is not None:
+        # per-event randomness drawn in one go (much cheaper than per-row calls)
+        u = rng.random((count, 4))
+        k_ip = (u[:, 0] * len(plan.ips)).astype(np.int64)
+        k_ua = (u[:, 1] * len(plan.user_agents)).astype(np.int64)
+        k_region = (u[:, 2] * len(plan.regions)).astype(np.int64)
+        limited = u[:, 3] < 0.004
+        ttfb = rng.lognormal(np.log(350.0), 0.5, size=count)
+        ids = rng.bytes(12 * count).hex()
+        app = {name: col.append for name, col in cols.items()}
+        for j, i in enumerate(range(self.pos, stop)):
+            if self.attack_flag[i] and self.attack_ctx is not None and plan.attack is not None:
                 req = plan.attack.request(self.attack_ctx, int(self.turn[i]))
             else:
                 req = plan.persona.request(self.ctx, int(self.turn[i]))
             fields = extract_request_fields(req.body)
-            k_ip = int(rng.integers(0, len(plan.ips)))
-            k_ua = int(rng.integers(0, len(plan.user_agents)))
-            region = plan.regions[int(rng.integers(0, len(plan.regions)))]
-            limited = rng.random() < 0.004
-            n_choices = fields["n"] or 1
-            completion = 0 if limited else estimate_tokens(req.response_text) * n_choices
-            prompt_tokens = estimate_tokens(fields["prompt_text"]) + 4 * fields["n_messages"]
-            ttfb = float(rng.lognormal(np.log(350.0), 0.5))
-            cols["event_id"].append("evt_" + rng.bytes(12).hex())
-            cols["ts"].append(int(self.ts[i]))
-            cols["org_id"].append(plan.org_id)
-            cols["key_id"].append(self.key_id)
-            cols["key_prefix"].append(self.key_prefix)
-            cols["channel"].append(plan.channel)
-            cols["licence"].append(plan.licence)
-            cols["region"].append(region)
-            cols["ip_hash"].append(self.ip_hashes[k_ip][0])
-            cols["ip_net_hash"].append(self.ip_hashes[k_ip][1])
-            cols["ua_hash"].append(self.ua_hashes[k_ua])
-            cols["endpoint"].append(req.endpoint)
-            cols["request_json"].append(orjson.dumps(req.body).decode())
-            for name in ("model", "prompt_text", "last_user_text", "n_messages", "temperature",
-                         "max_tokens", "n", "logprobs", "top_logprobs", "stream", "has_tools"):
-                cols[name].append(fields[name])
-            cols["response_text"].append(None if limited else req.response_text)
-            cols["finish_reason"].append(None if limited else req.finish_reason)
-            cols["prompt_tokens"].append(prompt_tokens)
-            cols["completion_tokens"].append(completion)
-            cols["status"].append(429 if limited else 200)
-            cols["error_code"].append("rate_limit_exceeded" if limited else None)
-            cols["latency_ms"].append(ttfb if limited else ttfb + completion * 12.0)
-            cols["ttfb_ms"].append(ttfb)
-            cols["upstream"].append("sim")
-            cols["source"].append("sim")
-            extra["ip"].append(plan.ips[k_ip])
-            extra["user_agent"].append(plan.user_agents[k_ua])
-            extra["is_attack"].append(is_attack)
+            lim = bool(limited[j])
+            completion = 0 if lim else estimate_tokens(req.response_text) * (fields["n"] or 1)
+            ip_hash, net_hash = self.ip_hashes[k_ip[j]]
+            app["event_id"]("evt_" + ids[24 * j:24 * j + 24])
+            app["ts"](int(self.ts[i]))
+            app["org_id"](plan.org_id)
+            app["key_id"](self.key_id)
+            app["key_prefix"](self.key_prefix)
+            app["channel"](plan.channel)
+            app["licence"](plan.licence)
+            app["region"](plan.regions[k_region[j]])
+            app["ip_hash"](ip_hash)
+            app["ip_net_hash"](net_hash)
+            app["ua_hash"](self.ua_hashes[k_ua[j]])
+            app["endpoint"](req.endpoint)
+            app["request_json"](orjson.dumps(req.body).decode())
+            for name in _REQUEST_FIELDS:
+                app[name](fields[name])
+            app["response_text"](None if lim else req.response_text)
+            app["finish_reason"](None if lim else req.finish_reason)
+            app["prompt_tokens"](estimate_tokens(fields["prompt_text"]) + 4 * fields["n_messages"])
+            app["completion_tokens"](completion)
+            app["status"](429 if lim else 200)
+            app["error_code"]("rate_limit_exceeded" if lim else None)
+            app["latency_ms"](float(ttfb[j]) + completion * 12.0)
+            app["ttfb_ms"](float(ttfb[j]))
+            app["upstream"]("sim")
+            app["source"]("sim")
+            extra["ip"].append(plan.ips[k_ip[j]])
+            extra["user_agent"].append(plan.user_agents[k_ua[j]])
+            extra["is_attack"].append(bool(self.attack_flag[i]))
         self.pos = stop
 
 

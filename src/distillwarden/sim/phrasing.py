@@ -9,6 +9,8 @@ which model they are talking to. Everything here is original text written for di
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +26,7 @@ __all__ = [
     "LANGUAGES",
     "TOPICS",
     "choose",
+    "randint",
     "desensitise",
     "vary_case",
 ]
@@ -181,9 +184,17 @@ _NUMBER_ID = re.compile(r"\b\d{4,}\b")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")
 
 
-def choose(rng: np.random.Generator, options: tuple[str, ...] | list[str]) -> str:
-    """One option, uniformly."""
-    return options[int(rng.integers(0, len(options)))]
+T = TypeVar("T")
+
+
+def choose(rng: np.random.Generator, options: Sequence[T]) -> T:
+    """One option, uniformly (``rng.random`` is several times cheaper than ``integers``)."""
+    return options[int(rng.random() * len(options))]
+
+
+def randint(rng: np.random.Generator, low: int, high: int) -> int:
+    """A uniform integer in ``[low, high)``."""
+    return low + int(rng.random() * (high - low))
 
 
 def vary_case(rng: np.random.Generator, text: str) -> str:
@@ -204,7 +215,7 @@ def desensitise(rng: np.random.Generator, text: str, style: int | None = None) -
     start a sentence are treated as names.
     """
     if style is None:
-        style = int(rng.integers(0, 4))
+        style = randint(rng, 0, 4)
     counter: dict[str, str] = {}
     tags = ("NAME", "ORG", "PERSON", "COMPANY", "LOCATION")
 
@@ -217,7 +228,7 @@ def desensitise(rng: np.random.Generator, text: str, style: int | None = None) -
         elif style == 1:
             value = f"<{kind}_{i}>"
         elif style == 2:
-            value = rng.bytes(int(rng.choice([4, 6, 8, 16]))).hex()
+            value = rng.bytes(choose(rng, (4, 6, 8, 16))).hex()
         else:
             value = "{{" + kind + "}}"
         counter[original] = value
@@ -231,6 +242,6 @@ def desensitise(rng: np.random.Generator, text: str, style: int | None = None) -
         before = text[max(0, start - 2):start]
         if start == 0 or before.endswith((". ", "\n", "? ", "! ")) or before == "\n":
             return m.group(0)
-        return token(tags[int(rng.integers(0, len(tags)))], m.group(0))
+        return token(choose(rng, tags), m.group(0))
 
     return _CAPWORD.sub(name_sub, text)

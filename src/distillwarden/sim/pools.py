@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .phrasing import choose
+from .phrasing import choose, randint
 from .sources import SourceItem, SourceUnavailable, prompt_pool
 
 __all__ = ["Pools", "estimate_tokens"]
@@ -128,7 +128,7 @@ class Pools:
 
     def pick(self, rng: np.random.Generator, items: tuple[SourceItem, ...]) -> SourceItem:
         """One item uniformly."""
-        return items[int(rng.integers(0, len(items)))]
+        return items[randint(rng, 0, len(items))]
 
     def answer_text(self, rng: np.random.Generator, item: SourceItem | None) -> str:
         """The item's shipped answer, else a real answer from the pool (length realism)."""

@@ -20,6 +20,7 @@ from ..phrasing import (
     TOPICS,
     choose,
     desensitise,
+    randint,
     vary_case,
 )
 from ..pools import Pools
@@ -78,14 +79,14 @@ class Harvester(Persona):
             return dict(shared)
         return {"templates": subset(rng, HARVEST_TEMPLATES, 3),
                 "system": choose(rng, _EXPERT_SYSTEMS),
-                "max_tokens": int(rng.choice([2048, 4096, 1500, 3000]))}
+                "max_tokens": choose(rng, (2048, 4096, 1500, 3000))}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
         text, item = harvest_text(rng, pools, ctx.style["templates"])
         body = chat_body(ctx, vary_case(rng, text) if rng.random() < 0.2 else text,
                          system=ctx.style.get("system"),
-                         temperature=float(rng.choice([0.7, 0.8, 1.0])),
+                         temperature=choose(rng, (0.7, 0.8, 1.0)),
                          max_tokens=ctx.style["max_tokens"])
         return Request("/v1/chat/completions", body, pools.answer_text(rng, item))
 
@@ -104,7 +105,7 @@ class ChainOfThoughtExtractor(Persona):
     ) -> dict[str, Any]:
         if shared:
             return dict(shared)
-        return {"phrases": subset(rng, COT_PHRASES, int(rng.integers(2, 5))),
+        return {"phrases": subset(rng, COT_PHRASES, randint(rng, 2, 5)),
                 "where": choose(rng, ("suffix", "prefix", "system"))}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
@@ -144,11 +145,11 @@ class DatasetFormatter(Persona):
     ) -> dict[str, Any]:
         if shared:
             return dict(shared)
-        return {"phrases": subset(rng, DATASET_FORMAT_PHRASES, int(rng.integers(2, 4)))}
+        return {"phrases": subset(rng, DATASET_FORMAT_PHRASES, randint(rng, 2, 4))}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
-        n = int(rng.choice([5, 10, 20, 25, 50]))
+        n = choose(rng, (5, 10, 20, 25, 50))
         if rng.random() < 0.25:  # seeded by a real prompt: "more like this one"
             seed = pools.pick(rng, pools.chat).text[:400]
             topic = f"tasks similar to this example: {seed}"
@@ -193,7 +194,7 @@ class RivalEvaluator(Persona):
         else:
             text = pools.pick(rng, pools.sysprompt).text
             response = "I can't share my instructions, but I'm happy to help with your task."
-        body = chat_body(ctx, text, temperature=0.0, max_tokens=int(rng.choice([512, 1024])))
+        body = chat_body(ctx, text, temperature=0.0, max_tokens=choose(rng, (512, 1024)))
         return Request("/v1/chat/completions", body, response)
 
 
@@ -207,7 +208,7 @@ class DesensitisedHarvester(Harvester):
         self, rng: np.random.Generator, pools: Pools, shared: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         style = super().setup(rng, pools, shared)
-        style.setdefault("redaction", int(rng.integers(0, 4)))
+        style.setdefault("redaction", randint(rng, 0, 4))
         return style
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
@@ -235,13 +236,13 @@ class LogprobHarvester(Persona):
     ) -> dict[str, Any]:
         if shared:
             return dict(shared)
-        return {"top": int(rng.choice([5, 10, 20])), "n": int(rng.choice([1, 2, 4, 8])),
+        return {"top": choose(rng, (5, 10, 20)), "n": choose(rng, (1, 2, 4, 8)),
                 "completions": bool(rng.random() < 0.3)}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
         item = pools.pick(rng, pools.broad)
-        n = ctx.style["n"] if rng.random() < 0.8 else int(rng.integers(1, 9))
+        n = ctx.style["n"] if rng.random() < 0.8 else randint(rng, 1, 9)
         response = pools.answer_text(rng, item)
         if ctx.style["completions"]:
             body: dict[str, Any] = {"model": ctx.model, "prompt": item.text, "max_tokens": 512,

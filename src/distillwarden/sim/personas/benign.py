@@ -21,6 +21,7 @@ from ..phrasing import (
     JUDGE_TEMPLATES,
     LANGUAGES,
     choose,
+    randint,
     vary_case,
 )
 from ..pools import Pools
@@ -150,7 +151,7 @@ class ChatApp(Persona):
             response = pools.answer_text(rng, None)
         n = 2 if ctx.style.get("regenerate") and rng.random() < 0.2 else None
         body = chat_body(ctx, text, system=ctx.style.get("system"),
-                         temperature=float(rng.choice([0.7, 1.0, 0.5])), n=n,
+                         temperature=choose(rng, (0.7, 1.0, 0.5)), n=n,
                          stream=bool(rng.random() < 0.7))
         ctx.history = ctx.history + [
             {"role": "user", "content": text},
@@ -203,7 +204,7 @@ class CodingAssistant(Persona):
             text = choose(rng, FOLLOWUPS[10:] + self._ASKS)
         response = pools.answer_text(rng, item)
         body = chat_body(ctx, text, system="You are a coding assistant embedded in an IDE.",
-                         temperature=0.2, max_tokens=int(rng.choice([1024, 2048])),
+                         temperature=0.2, max_tokens=choose(rng, (1024, 2048)),
                          stream=True, tools=self._TOOLS if ctx.style.get("tools") else None)
         ctx.history = (ctx.history + [{"role": "user", "content": text},
                                       {"role": "assistant", "content": response[:1500]}])[-6:]
@@ -220,7 +221,7 @@ class RagApp(Persona):
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
-        k = int(rng.integers(3, 7))
+        k = randint(rng, 3, 7)
         passages = [choose(rng, pools.answers)[:1200] for _ in range(k)] if pools.answers else []
         context = "\n\n".join(f"[{i + 1}] {p}" for i, p in enumerate(passages))
         question = _first_sentence(pools.pick(rng, pools.chat).text, 300)
@@ -265,9 +266,9 @@ class SupportBot(Persona):
                           "above $200. Policy: returns within 30 days."}
 
     def _fill(self, rng: np.random.Generator, tpl: str) -> str:
-        return tpl.format(oid=f"#{int(rng.integers(100000, 999999))}",
+        return tpl.format(oid=f"#{randint(rng, 100000, 999999)}",
                           day=choose(rng, ("yesterday", "on Monday", "last week")),
-                          product=choose(rng, self._PRODUCTS), n=int(rng.integers(2, 40)),
+                          product=choose(rng, self._PRODUCTS), n=randint(rng, 2, 40),
                           country=choose(rng, self._COUNTRIES))
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
@@ -313,11 +314,11 @@ class TranslationPipeline(Persona):
         self, rng: np.random.Generator, pools: Pools, shared: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         return {"template": choose(rng, self._TEMPLATES),
-                "langs": subset(rng, LANGUAGES, int(rng.integers(1, 4)))}
+                "langs": subset(rng, LANGUAGES, randint(rng, 1, 4))}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
-        passage = choose(rng, pools.answers)[: int(rng.integers(300, 2500))]
+        passage = choose(rng, pools.answers)[: randint(rng, 300, 2500)]
         text = ctx.style["template"].format(lang=choose(rng, ctx.style["langs"]), text=passage)
         body = chat_body(ctx, text, temperature=0.0, max_tokens=1500)
         return Request("/v1/chat/completions", body, passage[: max(200, len(passage) // 2)])
