@@ -41,10 +41,13 @@ def _seed(s: Session) -> None:
                             contact_email=f"h{i}@x.test")
         services.create_api_key(s, SECRET, f"hydra{i}", actor="t")
     s.add(Cluster(id="c1", members=[f"hydra{i}" for i in range(4)], score=0.99))
-    s.add(Finding(id="f-h0", org_id="hydra0", cluster_id="c1", detector="hydra", risk=0.99,
-                  p_value=1e-7, signals={"template_repetition": 0.9}))
-    s.add(Finding(id="f-acme", org_id="acme", detector="mmd", risk=0.92, p_value=0.02))
-    s.add(Finding(id="f-big", org_id="bigco", detector="mmd", risk=0.999, p_value=1e-9))
+    s.add(Finding(id="f-h0", org_id="hydra0", cluster_id="c1", detector="distill", risk=3.5,
+                  p_value=10**-3.5, threshold_fpr=0.001,
+                  signals={"share_cot": {"value": 0.9, "p_value": 1e-4}}))
+    s.add(Finding(id="f-acme", org_id="acme", detector="distill", risk=2.5, p_value=10**-2.5,
+                  threshold_fpr=0.01))
+    s.add(Finding(id="f-big", org_id="bigco", detector="distill", risk=9.0, p_value=1e-9,
+                  threshold_fpr=0.001))
 
 
 @pytest.fixture
@@ -117,8 +120,8 @@ def test_unknown_org_in_findings_changes_nothing(db: sessionmaker[Session]) -> N
     policy = load_policy(default_policy_path())
     audits = _count(db, AuditEntry)
     with session_scope(db) as s, pytest.raises(NotFound, match="ghost"):
-        apply_policy(s, [{"org_id": "hydra1", "risk": 0.999, "p_value": 1e-9},
-                         {"org_id": "ghost", "risk": 0.999}], policy, actor="p")
+        apply_policy(s, [{"org_id": "hydra1", "risk": 9.0, "threshold_fpr": 0.001},
+                         {"org_id": "ghost", "risk": 9.0}], policy, actor="p")
     assert _status(db)["hydra1"] == "active" and _count(db, AuditEntry) == audits
 
 

@@ -24,8 +24,10 @@ def client(tmp_settings: Settings, session_factory: sessionmaker[Session]) -> It
         services.create_org(s, org_id="acme", name="Acme", contact_email="a@acme.test",
                             actor="t")
         services.create_org(s, org_id="vip", name="VIP", tier="strategic", actor="t")
-        s.add(Finding(id="f1", org_id="acme", detector="d", risk=0.999, p_value=1e-8))
-        s.add(Finding(id="f2", org_id="vip", detector="d", risk=0.999, p_value=1e-8))
+        s.add(Finding(id="f1", org_id="acme", detector="d", risk=8.0, p_value=1e-8,
+                      threshold_fpr=0.001))
+        s.add(Finding(id="f2", org_id="vip", detector="d", risk=8.0, p_value=1e-8,
+                      threshold_fpr=0.001))
     app = create_admin_app(tmp_settings, session_factory)
     with TestClient(app, raise_server_exceptions=False) as c:
         c.headers["authorization"] = f"Bearer {tmp_settings.admin_token}"

@@ -40,8 +40,11 @@ def db(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
         services.set_licence(s, "acme", name="standard", channel="reseller:apac", actor="t",
                              reason="contract")
         services.create_org(s, org_id="other", name="Other", actor="t")
-        s.add(Finding(id="f1", org_id="acme", detector="mmd", risk=0.995, p_value=3e-7,
-                      threshold_fpr=0.01, signals={"cot_elicitation": 0.8},
+        s.add(Finding(id="f1", org_id="acme", detector="distill", risk=6.5, p_value=3e-7,
+                      threshold_fpr=0.001,
+                      signals={"share_cot": {"value": 0.8, "p_value": 2e-6, "requests": 40,
+                                             "means": "share of requests asking for steps",
+                                             "example_request_ids": ["evt_0"]}},
                       evidence={"summary": "CoT elicitation on 80% of requests"}))
     return session_factory
 
@@ -147,8 +150,9 @@ def test_bad_case_input(db: sessionmaker[Session], tmp_path: Path) -> None:
 
 
 def test_explanations_are_plain_words() -> None:
-    lines = explain_finding({"risk": 0.99, "p_value": 2e-5, "threshold_fpr": 0.001,
-                             "signals": {"a": 1}})
+    lines = explain_finding({"risk": 4.7, "p_value": 2e-5, "threshold_fpr": 0.001,
+                             "signals": {"share_cot": {"value": 0.75, "p_value": 1e-3,
+                                                       "requests": 30, "means": "CoT asks"}}})
     text = " ".join(lines)
-    assert "1.0% of legitimate accounts" in text
-    assert "1 in 50,000" in text and "0.10%" in text and "Signals that contributed: a" in text
+    assert "1 in 50,000" in text and "0.10%" in text and "about 1 in 1,000" in text
+    assert "Signal share_cot (CoT asks): measured 0.75, in 30 request(s)" in text

@@ -133,6 +133,8 @@ def policies(draw: st.DrawFn) -> Policy:
         if draw(st.booleans()):
             when["p_value"] = {"lte": draw(st.floats(1e-9, 1.0))}
         if draw(st.booleans()):
+            when["threshold_fpr"] = {"lt": draw(st.floats(1e-4, 0.1))}
+        if draw(st.booleans()):
             when["cluster_size"] = {"gte": draw(st.integers(1, 20))}
         if draw(st.booleans()):
             when["repeat_offences"] = {"gt": draw(st.integers(0, 3))}
@@ -142,7 +144,7 @@ def policies(draw: st.DrawFn) -> Policy:
         if draw(st.booleans()):
             when["tier"] = draw(st.lists(st.sampled_from(TIERS), min_size=1, unique=True))
         rules.append(
-            _rule(f"r{i}", draw(st.sampled_from(ACTION_ORDER)), draw(st.floats(0, 1)), **when)
+            _rule(f"r{i}", draw(st.sampled_from(ACTION_ORDER)), draw(st.floats(0, 20)), **when)
         )
     overrides = []
     if draw(st.booleans()):
@@ -160,8 +162,9 @@ def policies(draw: st.DrawFn) -> Policy:
 findings = st.builds(
     FindingFacts,
     org_id=st.just("o1"),
-    risk=st.floats(0, 1),
+    risk=st.floats(0, 20),
     p_value=st.one_of(st.none(), st.floats(0, 1)),
+    threshold_fpr=st.one_of(st.none(), st.sampled_from([1e-4, 1e-3, 1e-2, 0.05])),
     signals=st.dictionaries(st.sampled_from(SIGNALS), st.floats(0, 1)),
     cluster_size=st.integers(1, 30),
 )
@@ -181,10 +184,13 @@ def worse(draw: st.DrawFn, f: FindingFacts) -> FindingFacts:
         signals.setdefault(extra, draw(st.floats(0, 1)))
     p = f.p_value
     p2 = draw(st.floats(0, p)) if p is not None else draw(st.one_of(st.none(), st.floats(0, 1)))
+    t = f.threshold_fpr
+    t2 = draw(st.floats(0, t)) if t is not None else draw(st.one_of(st.none(), st.floats(0, 1)))
     return replace(
         f,
-        risk=draw(st.floats(f.risk, 1.0)),
+        risk=draw(st.floats(f.risk, 20.0)),
         p_value=p2,
+        threshold_fpr=t2,
         signals=signals,
         cluster_size=f.cluster_size + draw(st.integers(0, 10)),
     )

@@ -306,8 +306,10 @@ def _finding_facts(session: Session, f: Finding | Mapping[str, Any]) -> FindingF
             cluster = session.get(Cluster, f.cluster_id)
             if cluster is not None:
                 size = max(1, len(cluster.members or []))
-            elif isinstance((f.evidence or {}).get("cluster_size"), int):
-                size = int(f.evidence["cluster_size"])
+            else:
+                recorded = ((f.evidence or {}).get("cluster") or {}).get("size")
+                if isinstance(recorded, int):
+                    size = max(1, recorded)
         signals = {
             str(k): float(v["value"] if isinstance(v, Mapping) else v)
             for k, v in (f.signals or {}).items()
@@ -315,7 +317,8 @@ def _finding_facts(session: Session, f: Finding | Mapping[str, Any]) -> FindingF
                 v.get("value"), int | float))
         }
         return FindingFacts(
-            org_id=f.org_id, risk=float(f.risk), p_value=f.p_value, detector=f.detector,
+            org_id=f.org_id, risk=float(f.risk), p_value=f.p_value,
+            threshold_fpr=f.threshold_fpr, detector=f.detector,
             signals=signals, cluster_id=f.cluster_id, cluster_size=size, finding_id=f.id,
         )
     if "org_id" not in f:
@@ -338,7 +341,7 @@ def account_facts(session: Session, org: Organization) -> AccountFacts:
 
 
 def _describe(ff: FindingFacts) -> str:
-    parts = [f"risk {ff.risk:.3f}"]
+    parts = [f"risk {ff.risk:.2f}"]
     if ff.p_value is not None:
         parts.append(f"p={ff.p_value:.2g}")
     if ff.cluster_id:

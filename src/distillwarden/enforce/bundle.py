@@ -69,30 +69,42 @@ def _one_in(p: float) -> str:
 def explain_finding(f: dict[str, Any]) -> list[str]:
     """Plain-words sentences explaining a finding's statistics (for non-specialists)."""
     out = []
-    risk = f.get("risk")
-    if isinstance(risk, int | float):
-        out.append(
-            f"Risk score {risk:.3f}: the detector scores accounts against a reference of "
-            "legitimate traffic; a score this high is reached by roughly "
-            f"{max(0.0, 1 - float(risk)):.1%} of legitimate accounts."
-        )
     p = f.get("p_value")
+    risk = f.get("risk")
     if isinstance(p, int | float):
         out.append(
             f"p-value {p:.2g}: if this account used the service like a typical legitimate "
             f"customer, evidence at least this strong would appear by chance with probability "
             f"{_one_in(float(p))}."
         )
+    if isinstance(risk, int | float):
+        out.append(
+            f"Risk score {risk:.1f}: the same evidence on a logarithmic scale "
+            "(-log10 of the p-value); each additional point means ten times less likely "
+            "for a legitimate account."
+        )
     fpr = f.get("threshold_fpr")
     if isinstance(fpr, int | float):
         out.append(
-            f"The alert threshold was set so that about {fpr:.2%} of legitimate accounts "
-            "would be flagged by mistake."
+            f"The alert threshold was set on legitimate reference traffic so that about "
+            f"{fpr:.2%} of legitimate accounts ({_one_in(float(fpr))}) would be flagged by "
+            "mistake."
         )
     signals = f.get("signals") or {}
-    if signals:
-        names = ", ".join(sorted(str(k) for k in signals))
-        out.append(f"Signals that contributed: {names}.")
+    for name, sig in sorted(signals.items()):
+        if isinstance(sig, dict):
+            what = sig.get("means") or name
+            bits = []
+            if isinstance(sig.get("value"), int | float):
+                bits.append(f"measured {sig['value']:.3g}")
+            if isinstance(sig.get("requests"), int):
+                bits.append(f"in {sig['requests']} request(s)")
+            if isinstance(sig.get("p_value"), int | float):
+                bits.append(f"chance for a legitimate account {_one_in(float(sig['p_value']))}")
+            out.append(f"Signal {name} ({what}): " + ", ".join(bits) + "." if bits
+                       else f"Signal {name} ({what}).")
+        else:
+            out.append(f"Signal {name}: {sig}.")
     return out
 
 

@@ -7,8 +7,8 @@ description, a severity, ``when`` conditions over a finding and the account it c
 Two guarantees hold by construction and are checked by property tests:
 
 * **Monotone**: numeric conditions only accept bounds in the "more suspicious" direction
-  (``risk``, signals, ``cluster_size``, ``repeat_offences``: ``gte``/``gt``; ``p_value``:
-  ``lte``/``lt``). A finding at least as severe as another therefore matches at least the
+  (``risk``, signals, ``cluster_size``, ``repeat_offences``: ``gte``/``gt``; ``p_value`` and
+  ``threshold_fpr``: ``lte``/``lt``). A finding at least as severe as another therefore matches at least the
   same rules and never gets a milder action. A bound in the other direction is rejected at
   load with an error naming the line.
 * **Deterministic conflicts**: when several rules match, the most severe action wins, in the
@@ -107,7 +107,8 @@ class AtLeast(_Strict):
 
 
 class AtMost(_Strict):
-    """An upper bound for p-values: fires when the value is at most (``lte``) or below (``lt``)."""
+    """An upper bound for p-values and false-positive rates: fires when the value is at most
+    (``lte``) or below (``lt``)."""
 
     lte: float | None = None
     lt: float | None = None
@@ -119,9 +120,9 @@ class AtMost(_Strict):
             for key in ("gte", "gt"):
                 if key in data:
                     raise ValueError(
-                        f"`{key}` is not allowed here: a smaller p-value is stronger evidence, "
-                        "so a lower bound would give a more severe finding a milder action; "
-                        "use `lte` or `lt`"
+                        f"`{key}` is not allowed here: a smaller p-value or false-positive "
+                        "rate is stronger evidence, so a lower bound would give a more severe "
+                        "finding a milder action; use `lte` or `lt`"
                     )
         elif isinstance(data, int | float) and not isinstance(data, bool):
             return {"lte": data}
@@ -161,6 +162,7 @@ class Conditions(_Strict):
     detector: list[str] | None = None
     risk: AtLeast | None = None
     p_value: AtMost | None = None
+    threshold_fpr: AtMost | None = None
     signals: dict[str, AtLeast] = Field(default_factory=dict)
     cluster_size: AtLeast | None = None
     repeat_offences: AtLeast | None = None
@@ -179,6 +181,10 @@ class Conditions(_Strict):
         if self.risk is not None and not self.risk.holds(finding.risk):
             return False
         if self.p_value is not None and not self.p_value.holds(finding.p_value):
+            return False
+        if self.threshold_fpr is not None and not self.threshold_fpr.holds(
+            finding.threshold_fpr
+        ):
             return False
         for name, bound in self.signals.items():
             if not bound.holds(finding.signals.get(name)):
@@ -323,6 +329,7 @@ class FindingFacts:
     org_id: str
     risk: float = 0.0
     p_value: float | None = None
+    threshold_fpr: float | None = None
     detector: str = "unknown"
     signals: Mapping[str, float] = field(default_factory=dict)
     cluster_id: str | None = None
