@@ -162,6 +162,12 @@ def test_audit_list_verify_export(
     assert client.get("/audit?after_seq=1").json()["data"][0]["seq"] == 2
     verify = client.get("/audit/verify").json()
     assert verify["ok"] and verify["count"] == 2
+    head = client.get("/audit/head").json()
+    assert head["seq"] == 2 and head["anchor"] == f"2:{entries[1]['hash']}"
+    anchored = client.get("/audit/verify", params={"anchor": head["anchor"]}).json()
+    assert anchored["ok"]
+    bad_anchor = client.get("/audit/verify", params={"anchor": "2:zz"})
+    assert bad_anchor.status_code == 422 and "SEQ:HASH" in _error(bad_anchor)["message"]
 
     export = client.get("/audit/export")
     lines = [json.loads(x) for x in export.text.splitlines()]

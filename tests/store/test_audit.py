@@ -178,3 +178,46 @@ def test_concurrent_appenders_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     upgrade_database(url)
     _concurrent_appends(url, threads=4, per_thread=15)
+
+
+def test_anchor_detects_cut_off_tail_and_rewritten_chain(
+    store_sessions: sessionmaker[Session],
+) -> None:
+    _fill(store_sessions)
+    with session_scope(store_sessions) as s:
+        anchor = audit.head(s)
+        assert anchor is not None and anchor.seq == 5
+        assert audit.verify(s, [anchor]).ok
+        assert audit.Anchor.parse(str(anchor)) == anchor
+    with session_scope(store_sessions) as s:
+        s.execute(text("DELETE FROM audit_log WHERE seq >= 4"))
+    with session_scope(store_sessions) as s:
+        assert audit.verify(s).ok  # a chain alone cannot see a cut-off tail
+        result = audit.verify(s, [anchor])
+    assert not result.ok and result.first_bad_seq == 5 and "missing" in result.message
+
+    # Recompute the whole chain after editing entry 2: self-consistent, but not the anchor.
+    _fill(store_sessions, 2)
+    with session_scope(store_sessions) as s:
+        mid = audit.Anchor(3, s.get(AuditEntry, 3).hash)  # type: ignore[union-attr]
+        s.execute(text("DELETE FROM audit_log"))
+    with session_scope(store_sessions) as s:
+        for i in range(5):
+            audit.append(
+                s,
+                actor="forger",
+                action="test.event",
+                subject_type="thing",
+                subject_id=f"t{i}",
+                reason="rewritten",
+            )
+    with session_scope(store_sessions) as s:
+        assert audit.verify(s).ok
+        forged = audit.verify(s, [mid])
+    assert not forged.ok and forged.first_bad_seq == 3 and "rewritten" in forged.message
+
+
+@pytest.mark.parametrize("text_", ["5", "x:abc", "0:" + "a" * 64, "3:" + "g" * 64])
+def test_bad_anchor_rejected(text_: str) -> None:
+    with pytest.raises(audit.InvalidInput, match="SEQ:HASH"):
+        audit.Anchor.parse(text_)

@@ -161,9 +161,20 @@ def test_audit_verify_export_and_tamper(config: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", "verify", "--file", str(tampered)])
     assert result.exit_code == 1 and "BROKEN at seq 2" in result.output
 
+    anchor = run(config, "audit", "head").strip()
+    assert anchor.startswith("3:") and len(anchor) == 66
+    assert "1 anchor(s) matched" in run(config, "audit", "verify", "--anchor", anchor)
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'distillwarden.db'}")
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+    assert "intact" in run(config, "audit", "verify")
+    result = runner.invoke(app, ["audit", "verify", "--anchor", anchor, "--config", str(config)])
+    assert result.exit_code == 1 and "anchor 3 is missing" in result.output
+    bad = runner.invoke(app, ["audit", "verify", "--anchor", "nope", "--config", str(config)])
+    assert bad.exit_code == 2 and "SEQ:HASH" in bad.output
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 1"))
     engine.dispose()
     result = runner.invoke(app, ["audit", "verify", "--config", str(config)])
     assert result.exit_code == 1 and "removed" in result.output

@@ -352,9 +352,26 @@ def _audit_router() -> APIRouter:
         return {"data": _run(request, do)}
 
     @r.get("/audit/verify", response_model=sc.AuditVerificationOut, summary="Verify the hash chain")
-    def verify(request: Request) -> Any:
-        result = _run(request, audit.verify)
+    def verify(
+        request: Request,
+        anchor: Annotated[
+            list[str] | None, Query(description="SEQ:HASH recorded earlier (repeatable)")
+        ] = None,
+    ) -> Any:
+        anchors = [audit.Anchor.parse(a) for a in anchor or ()]
+        result = _run(request, lambda s: audit.verify(s, anchors))
         return sc.AuditVerificationOut(**result.__dict__)
+
+    @r.get(
+        "/audit/head",
+        response_model=sc.AuditAnchorOut,
+        summary="The latest entry (SEQ:HASH) to record outside the database",
+    )
+    def head(request: Request) -> Any:
+        anchor = _run(request, audit.head)
+        if anchor is None:
+            raise AdminError(404, "empty_audit_log", "the audit log is empty")
+        return sc.AuditAnchorOut(seq=anchor.seq, hash=anchor.hash, anchor=str(anchor))
 
     @r.get("/audit/export", summary="The whole chain as JSONL", response_class=StreamingResponse)
     def export(request: Request) -> StreamingResponse:

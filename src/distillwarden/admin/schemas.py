@@ -11,6 +11,7 @@ __all__ = [
     "ApiKeyCreate",
     "ApiKeyCreated",
     "ApiKeyOut",
+    "AuditAnchorOut",
     "AuditEntryOut",
     "AuditVerificationOut",
     "CaseDetailOut",
@@ -199,6 +200,12 @@ class AuditEntryOut(BaseModel):
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+
+
+class AuditAnchorOut(BaseModel):
+    seq: int
+    hash: str
+    anchor: str = Field(description="SEQ:HASH, the form `audit verify --anchor` takes")
 
 
 class AuditVerificationOut(BaseModel):

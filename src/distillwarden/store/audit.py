@@ -28,11 +28,13 @@ from .models import AuditEntry, utcnow
 
 __all__ = [
     "GENESIS_HASH",
+    "Anchor",
     "AuditVerification",
     "append",
     "canonical_entry",
     "entry_hash",
     "export_jsonl",
+    "head",
     "iter_entries",
     "jsonable",
     "verify",
@@ -191,8 +193,79 @@ def entry_dict(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def verify_entries(entries: Iterable[Mapping[str, Any]]) -> AuditVerification:
-    """Check a sequence of entries (dicts in the export format), in the order given."""
+@dataclass(frozen=True)
+class Anchor:
+    """A (seq, hash) pair recorded outside the database (a ticket, an e-mail, a bundle).
+
+    A hash chain alone cannot reveal that its *latest* entries were cut off or that the
+    whole chain was recomputed; checking against an anchor kept elsewhere can.
+    """
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """``SEQ:HASH`` as printed by ``distillwarden audit head``."""
+        seq, _, digest = text.strip().partition(":")
+        if (
+            not seq.isdigit()
+            or int(seq) < 1
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+        ):
+            raise InvalidInput(
+                f"anchor {text!r} is not SEQ:HASH (e.g. 42:9f86d0…, 64 hex digits); "
+                "get one with `distillwarden audit head`"
+            )
+        return cls(int(seq), digest)
+
+
+def head(session: Session) -> Anchor | None:
+    """The latest entry as an anchor to record elsewhere (None for an empty log)."""
+    row = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    return Anchor(int(row[0]), str(row[1])) if row else None
+
+
+def verify_entries(
+    entries: Iterable[Mapping[str, Any]], anchors: Iterable[Anchor] = ()
+) -> AuditVerification:
+    """Check a sequence of entries (dicts in the export format), in the order given, and
+    that it still contains every ``anchor`` unchanged."""
+    wanted = {a.seq: a for a in anchors}
+    seen: dict[int, str] = {}
+    result = _verify_chain(entries, wanted, seen)
+    if not result.ok:
+        return result
+    for seq in sorted(wanted):
+        if seq not in seen:
+            return AuditVerification(
+                False,
+                result.count,
+                result.head_hash,
+                seq,
+                f"anchor {seq} is missing: the log ends at seq {result.count} "
+                "(its latest entries were removed)",
+            )
+        if seen[seq] != wanted[seq].hash:
+            return AuditVerification(
+                False,
+                result.count,
+                result.head_hash,
+                seq,
+                f"seq {seq} differs from the recorded anchor (the chain was rewritten)",
+            )
+    return result
+
+
+def _verify_chain(
+    entries: Iterable[Mapping[str, Any]], wanted: Mapping[int, Anchor], seen: dict[int, str]
+) -> AuditVerification:
     prev = GENESIS_HASH
     count = 0
     expected_seq = 1
@@ -212,26 +285,41 @@ def verify_entries(entries: Iterable[Mapping[str, Any]]) -> AuditVerification:
             stored_prev, stored_hash = str(raw["prev_hash"]), str(raw["hash"])
         except (KeyError, TypeError, ValueError) as exc:
             return AuditVerification(
-                False, count, prev, expected_seq, f"entry after seq {expected_seq - 1} "
-                f"is malformed ({exc!r}); the file was edited or truncated mid-line"
+                False,
+                count,
+                prev,
+                expected_seq,
+                f"entry after seq {expected_seq - 1} "
+                f"is malformed ({exc!r}); the file was edited or truncated mid-line",
             )
         if seq != expected_seq:
             what = "removed" if seq > expected_seq else "reordered or duplicated"
             return AuditVerification(
-                False, count, prev, expected_seq,
+                False,
+                count,
+                prev,
+                expected_seq,
                 f"expected seq {expected_seq} but found {seq}: entries {what}",
             )
         if stored_prev != prev:
             return AuditVerification(
-                False, count, prev, seq,
+                False,
+                count,
+                prev,
+                seq,
                 f"seq {seq}: prev_hash does not match the hash of seq {seq - 1} "
                 "(an entry before it was removed, reordered or rewritten)",
             )
         if entry_hash(prev, canonical) != stored_hash:
             return AuditVerification(
-                False, count, prev, seq,
+                False,
+                count,
+                prev,
+                seq,
                 f"seq {seq}: content does not match its hash (the entry was edited)",
             )
+        if seq in wanted:
+            seen[seq] = stored_hash
         prev = stored_hash
         count += 1
         expected_seq += 1
@@ -252,10 +340,10 @@ def iter_entries(session: Session, *, batch: int = 1000) -> Iterator[dict[str, A
         last = rows[-1].seq
 
 
-def verify(session: Session) -> AuditVerification:
+def verify(session: Session, anchors: Iterable[Anchor] = ()) -> AuditVerification:
     """Verify the chain stored in the database. A removed row shows up as a gap in ``seq``,
-    an edited or reordered one as a hash mismatch."""
-    return verify_entries(iter_entries(session))
+    an edited or reordered one as a hash mismatch, a cut-off tail as a missing anchor."""
+    return verify_entries(iter_entries(session), anchors)
 
 
 def export_jsonl(session: Session, out: IO[str]) -> AuditVerification:
@@ -266,7 +354,7 @@ def export_jsonl(session: Session, out: IO[str]) -> AuditVerification:
     return verify(session)
 
 
-def verify_file(path: str | Path) -> AuditVerification:
+def verify_file(path: str | Path, anchors: Iterable[Anchor] = ()) -> AuditVerification:
     """Verify an exported JSONL chain (e.g. one handed to a customer or a court)."""
     p = Path(path)
     try:
@@ -286,4 +374,4 @@ def verify_file(path: str | Path) -> AuditVerification:
                     return
                 yield value if isinstance(value, dict) else {"_bad_line": lineno}
 
-    return verify_entries(entries())
+    return verify_entries(entries(), anchors)

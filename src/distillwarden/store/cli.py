@@ -746,25 +746,33 @@ def audit_verify(
         Path | None,
         typer.Option("--file", "-f", help="verify an exported JSONL file instead of the database"),
     ] = None,
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option("--anchor", "-a", help="SEQ:HASH recorded earlier with `audit head` (repeat)"),
+    ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the hash chain: detects any edited, removed or reordered entry (exit 1 if so)."""
+    """Check the hash chain: detects any edited, removed or reordered entry, and with
+    --anchor a cut-off or recomputed chain (exit 1 if broken)."""
     from ..store import audit
     from ..store.errors import StoreError
 
-    if file is not None:
-        try:
-            result = audit.verify_file(file)
-        except StoreError as exc:
-            raise _fail(str(exc), 2) from exc
-    else:
-        result = _run(config, lambda _s, s: audit.verify(s))
+    try:
+        anchors = [audit.Anchor.parse(a) for a in anchor or ()]
+        if file is not None:
+            result = audit.verify_file(file, anchors)
+        else:
+            result = _run(config, lambda _s, s: audit.verify(s, anchors))
+    except StoreError as exc:
+        raise _fail(str(exc), 2) from exc
     if as_json:
         _emit_json(result.__dict__)
     elif result.ok:
+        checked = f", {len(anchors)} anchor(s) matched" if anchors else ""
         _out.print(
-            f"[green]audit chain intact[/]: {result.count} entries, head {result.head_hash[:16]}…"
+            f"[green]audit chain intact[/]: {result.count} entries{checked}, head "
+            f"{result.head_hash[:16]}…"
         )
     else:
         _err.print(
@@ -773,6 +781,21 @@ def audit_verify(
         )
     if not result.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Print the latest entry as SEQ:HASH; keep it outside the database (ticket, e-mail)
+    and pass it to `audit verify --anchor` later."""
+    from ..store import audit
+
+    anchor = _run(config, lambda _s, s: audit.head(s))
+    if as_json:
+        _emit_json({"seq": anchor.seq, "hash": anchor.hash} if anchor else None)
+    elif anchor is None:
+        raise _fail("the audit log is empty")
+    else:
+        sys.stdout.write(f"{anchor}\n")
 
 
 @audit_app.command("show")

@@ -145,7 +145,9 @@ class ChangeFeed(Base):
 
     __tablename__ = "change_feed"
 
-    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     kind: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -199,9 +201,7 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    entries: Mapped[list[CaseEntry]] = relationship(
-        back_populates="case", order_by="CaseEntry.id"
-    )
+    entries: Mapped[list[CaseEntry]] = relationship(back_populates="case", order_by="CaseEntry.id")
 
 
 class CaseEntry(Base):

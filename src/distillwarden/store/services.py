@@ -222,9 +222,7 @@ def get_org(session: Session, org_id: str) -> Organization:
     """The organization, or :class:`NotFound` with a hint."""
     org = session.get(Organization, org_id)
     if org is None:
-        raise NotFound(
-            f"unknown organization {org_id!r}; list them with `distillwarden org list`"
-        )
+        raise NotFound(f"unknown organization {org_id!r}; list them with `distillwarden org list`")
     return org
 
 
@@ -561,9 +559,7 @@ def set_licence(
 
 def _check_status(status: str) -> str:
     if status not in ACCOUNT_STATUSES:
-        raise InvalidInput(
-            f"unknown status {status!r}; use one of {', '.join(ACCOUNT_STATUSES)}"
-        )
+        raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(ACCOUNT_STATUSES)}")
     return status
 
 
@@ -646,7 +642,9 @@ def set_status(
             f"organization {org_id!r} is terminated; only reinstate can bring it back "
             "(`distillwarden status reinstate` or POST /orgs/{id}/reinstate)"
         )
-    if org.status == status and not (status == "throttled" and throttle_factor != org.throttle_factor):
+    if org.status == status and not (
+        status == "throttled" and throttle_factor != org.throttle_factor
+    ):
         raise InvalidTransition(f"organization {org_id!r} is already {status}")
     change = _apply_status(
         session,
@@ -690,8 +688,16 @@ def reinstate(
         raise InvalidTransition(f"organization {org_id!r} is already active")
     changes = dict(licence_changes or {})
     allowed = {
-        "name", "channel", "regions", "permitted_uses", "models", "valid_from",
-        "valid_until", "requests_per_min", "tokens_per_min", "watermark",
+        "name",
+        "channel",
+        "regions",
+        "permitted_uses",
+        "models",
+        "valid_from",
+        "valid_until",
+        "requests_per_min",
+        "tokens_per_min",
+        "watermark",
     }
     unknown = sorted(set(changes) - allowed)
     if unknown:

@@ -145,8 +145,7 @@ def normalize_datetime(value: datetime | str | None, what: str) -> datetime | No
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as exc:
             raise InvalidInput(
-                f"{what} {value!r} is not an ISO-8601 date, e.g. 2026-01-31 or "
-                "2026-01-31T12:00:00Z"
+                f"{what} {value!r} is not an ISO-8601 date, e.g. 2026-01-31 or 2026-01-31T12:00:00Z"
             ) from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
