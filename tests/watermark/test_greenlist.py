@@ -12,6 +12,7 @@ from distillwarden.watermark.greenlist import (
     context_hash_np,
     context_hash_torch,
     gamma_threshold,
+    green_mask_torch,
     green_np,
     green_torch,
     key_words,
@@ -38,6 +39,10 @@ def test_numpy_and_torch_agree_bit_for_bit(rng: np.random.Generator) -> None:
         s_t = score_torch(c_t, t_t)
         assert np.array_equal(s_np, s_t.numpy().astype(np.uint64))
         assert s_np.max() < 2**32
+        fast = green_mask_torch(c_t, t_t[:, None], gamma_threshold(0.3))[:, 0]
+        assert np.array_equal(fast.numpy(), s_np < gamma_threshold(0.3))
+        wide = green_mask_torch(c_t[:7], t_t[None, :], gamma_threshold(0.3))
+        assert np.array_equal(wide.numpy(), score_np(c_np[:7, None], t_np[None, :]) < 2**32 * 0.3)
         g_np = green_np(key, windows, tokens, 0.3)
         g_t = green_torch(key, torch.from_numpy(windows), torch.from_numpy(tokens), 0.3)
         assert np.array_equal(g_np, g_t.numpy())

@@ -32,6 +32,7 @@ __all__ = [
     "context_hash_np",
     "context_hash_torch",
     "gamma_threshold",
+    "green_mask_torch",
     "green_np",
     "green_torch",
     "key_words",
@@ -164,6 +165,27 @@ def context_hash_torch(k_ctx: torch.Tensor, windows: torch.Tensor) -> torch.Tens
 def score_torch(ctx_hash: torch.Tensor, tok_hash: torch.Tensor) -> torch.Tensor:
     """Torch twin of :func:`score_np` (values in [0, 2^32) as int64)."""
     return _lsr(_mix_torch(ctx_hash ^ tok_hash), 32)
+
+
+def green_mask_torch(
+    ctx_hash: torch.Tensor, tok_hash: torch.Tensor, threshold: int
+) -> torch.Tensor:
+    """Green mask ``(rows, vocab)`` for context hashes ``(rows,)`` against token hashes
+    ``(rows | 1, vocab)``: the same bits as ``score_torch(...) < threshold``, computed with
+    in-place operations and one signed comparison (the generation hot path)."""
+    import torch
+
+    z = torch.bitwise_xor(tok_hash, ctx_hash[:, None])
+    t = torch.empty_like(z)
+    for shift, mult in ((30, _signed(_C1)), (27, _signed(_C2)), (31, None)):
+        torch.bitwise_right_shift(z, shift, out=t)
+        t.bitwise_and_((1 << (64 - shift)) - 1)
+        z.bitwise_xor_(t)
+        if mult is not None:
+            z.mul_(mult)
+    # unsigned (z >> 32) < thr  <=>  signed (z ^ 2^63) < (thr << 32) ^ 2^63
+    z.bitwise_xor_(_signed(1 << 63))
+    return z < _signed((threshold << 32) ^ (1 << 63))
 
 
 def green_torch(

@@ -15,8 +15,8 @@ from .greenlist import (
     _signed,
     context_hash_torch,
     gamma_threshold,
+    green_mask_torch,
     key_words,
-    score_torch,
     token_hash_torch,
 )
 
@@ -36,11 +36,17 @@ class GreenListBias:
         self.config = config
         self.keys = list(keys)
         self.threshold = gamma_threshold(config.gamma)
-        self._active = [k is not None for k in self.keys]
+        self._active = torch.tensor([k is not None for k in self.keys], dtype=torch.bool)
         words = [key_words(k) if k is not None else (0, 0) for k in self.keys]
         self._k_ctx = torch.tensor([_signed(w[0]) for w in words], dtype=torch.int64)
         self._k_tok = torch.tensor([_signed(w[1]) for w in words], dtype=torch.int64)
         self._tok_cache: dict[tuple[int, str], torch.Tensor] = {}
+
+    def active(self, device: torch.device) -> torch.Tensor:
+        """``(rows,)`` whether each row has a key (is watermarked at all)."""
+        if self._active.device != device:
+            self._active = self._active.to(device)
+        return self._active
 
     def token_hashes(self, vocab: int, device: torch.device) -> torch.Tensor:
         """``(rows, vocab)`` keyed token hashes, computed once per vocabulary size/device."""
@@ -68,7 +74,7 @@ class GreenListBias:
         tok = self.token_hashes(vocab, ctx_hash.device)
         if rows is not None:
             tok = tok[rows]
-        return score_torch(ctx_hash[:, None], tok) < self.threshold
+        return green_mask_torch(ctx_hash, tok, self.threshold)
 
 
 class AccountWatermarkLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
@@ -128,7 +134,7 @@ class AccountWatermarkLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
         if length < h:
             return scores
         ctx = bias.context_hashes(input_ids[:, -h:])
-        active = torch.tensor(bias._active, device=scores.device)
+        active = bias.active(scores.device)
         if self.config.ignore_repeated_contexts:
             if not self._continues(input_ids):
                 self._history = ctx.new_empty((batch, 0))
