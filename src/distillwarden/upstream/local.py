@@ -212,6 +212,11 @@ class LocalModelServer:
             return await self._submit(lm, engine, parsed, prompts, plan)
         except p.RequestError as exc:
             return _error(exc)
+        except Exception as exc:  # an OpenAI-shaped 500, never a bare traceback
+            log.exception("request failed")
+            return _json(
+                p.error_body(f"the local model failed: {exc}", type_="server_error"), 500
+            )
 
     async def _submit(
         self,
