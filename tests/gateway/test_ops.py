@@ -40,3 +40,17 @@ def test_metrics_count_requests_rejections_and_queue(gateway: Harness, acct: Acc
     assert 'le="+Inf"' in text
     assert "distillwarden_event_queue_depth " in text
     assert "distillwarden_event_lag_seconds " in text
+
+
+def test_admin_api_is_mounted_and_its_changes_reach_the_hot_path(gateway: Harness) -> None:
+    if "/admin" not in gateway.app.mounts.prefixes():
+        import pytest
+
+        pytest.skip("the admin API part is not installed")
+    admin = {"Authorization": f"Bearer {gateway.settings.admin_token}"}
+    acct = gateway.account()
+    r = gateway.http.get(f"/admin/orgs/{acct.org_id}", headers=admin)
+    assert r.status_code == 200, r.text
+    assert gateway.http.get("/admin/openapi.json").status_code == 200
+    # customer keys do not work on the admin API
+    assert gateway.http.get("/admin/orgs", headers=gateway.headers(acct)).status_code in (401, 403)

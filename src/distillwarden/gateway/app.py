@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..config import Settings
 from ..store.db import make_engine, make_sessionmaker
 from ._http import ClientGone, read_body, send_bytes
+from ._memory import MemoryTrimmer
 from ._mounts import MountedApps
 from .accounts import AccountAuth, AuthCache
 from .capture import ClientHasher, finish_event, new_event
@@ -95,6 +96,7 @@ class GatewayApp:
         self.session_factory: sessionmaker[Session] | None = None
         self.poller: ChangeFeedPoller | None = None
         self.mounts = MountedApps()
+        self._trimmer: MemoryTrimmer | None = None
         self.ready = False
         self._engine: Any = None
         self._region_header = self.regions.header
@@ -171,6 +173,9 @@ class GatewayApp:
             self.limiter = RedisRateLimiter(settings.redis_url)
             self._local_limiter = None
         self.poller.start()
+        writer = self.writer
+        self._trimmer = MemoryTrimmer(lambda: int(getattr(writer, "segments_written", 0)))
+        self._trimmer.start()
         self._register_gauges()
         await self.mounts.start(settings, self.session_factory)
         self.ready = True
@@ -187,6 +192,8 @@ class GatewayApp:
     async def shutdown(self) -> None:
         """Stop background work, flush and close the event writer, close pools."""
         self.ready = False
+        if self._trimmer is not None:
+            await self._trimmer.stop()
         await self.mounts.stop()
         if self.poller is not None:
             await self.poller.stop()

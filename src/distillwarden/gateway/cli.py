@@ -30,6 +30,7 @@ def serve(
     """
     from ..config import ConfigError, load_settings
     from ..store.migrate import upgrade_database
+    from ._memory import PROCESS_ENV
 
     try:
         settings = load_settings(config, host=host, port=port)
@@ -40,8 +41,7 @@ def serve(
         upgrade_database(settings.effective_database_url)
     except Exception as exc:
         typer.echo(
-            f"error: cannot open or migrate the store at {settings.effective_database_url}: "
-            f"{exc}",
+            f"error: cannot open or migrate the store at {settings.effective_database_url}: {exc}",
             err=True,
         )
         raise typer.Exit(2) from exc
@@ -53,9 +53,10 @@ def serve(
         argv += ["--host", host]
     if port is not None:
         argv += ["--port", str(port)]
+    env = {**PROCESS_ENV, **os.environ}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, argv)
+    os.execve(sys.executable, argv, env)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,183 @@
+"""Combine one LiteLLM pass and one distillwarden pass of the shared gateway harness into
+bench/results/gateway.json (headline figures, every measured point, versions).
+
+Headline figures are conservative: CPU per request is the worst (highest) of the measured
+concurrencies; RSS is the peak over the whole distillwarden pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def _rows(folder: Path) -> list[dict[str, Any]]:
+    path = folder / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def _pick(rows: list[dict[str, Any]], target: str, mode: str, c: int) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in rows
+        if r.get("target") == target
+        and r.get("mode") == mode
+        and int(r.get("concurrency", 0)) == c
+        and r.get("tool") == "loadgen.py"
+    ]
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def _point_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        if r.get("tool") != "loadgen.py":
+            continue
+        out.append(
+            {
+                k: r.get(k)
+                for k in (
+                    "target",
+                    "name",
+                    "mode",
+                    "concurrency",
+                    "rep",
+                    "rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "ttfb_p50_ms",
+                    "ok",
+                    "errors",
+                    "gateway_cpu_ms_per_req",
+                    "gateway_cpu_pct",
+                    "gateway_rss_peak_mb",
+                    "upstream_cpu_ms_per_req",
+                    "machine_cpu_busy_pct",
+                )
+            }
+        )
+    return out
+
+
+def _count_events(events_dir: Path) -> int | None:
+    """Events the distillwarden pass logged (recovering a spool left by the stop)."""
+    try:
+        from distillwarden.events.reader import read_events
+        from distillwarden.events.writer import EventWriter
+    except ImportError:
+        return None
+    if not events_dir.exists():
+        return 0
+    EventWriter(events_dir).start().close()
+    return read_events(events_dir, columns=["event_id"]).num_rows
+
+
+def _versions(folder: Path) -> str:
+    path = folder / "versions.txt"
+    return path.read_text() if path.exists() else ""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--litellm", type=Path, required=True)
+    ap.add_argument("--distillwarden", type=Path, required=True)
+    ap.add_argument("--events", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args()
+    lit, dw = _rows(a.litellm), _rows(a.distillwarden)
+    concs = sorted({int(r["concurrency"]) for r in dw if r.get("target") == "gateway"})
+
+    def cpu(mode: str, rows: list[dict[str, Any]]) -> dict[int, float | None]:
+        return {
+            c: _median([r.get("gateway_cpu_ms_per_req") for r in _pick(rows, "gateway", mode, c)])
+            for c in concs
+        }
+
+    def rps(rows: list[dict[str, Any]], target: str, mode: str, c: int) -> float | None:
+        return _median([r.get("rps") for r in _pick(rows, target, mode, c)])
+
+    def p50(rows: list[dict[str, Any]], target: str, mode: str, c: int) -> float | None:
+        return _median([r.get("p50_ms") for r in _pick(rows, target, mode, c)])
+
+    dw_cpu, dw_cpu_s = cpu("nostream", dw), cpu("stream", dw)
+    lit_cpu, lit_cpu_s = cpu("nostream", lit), cpu("stream", lit)
+    added = {}
+    for name, rows in (("distillwarden", dw), ("litellm", lit)):
+        g, d = p50(rows, "gateway", "nostream", 1), p50(rows, "direct", "nostream", 1)
+        added[name] = round(g - d, 3) if g is not None and d is not None else None
+    dw64, lit64 = rps(dw, "gateway", "nostream", 64), rps(lit, "gateway", "nostream", 64)
+    dw64s, lit64s = rps(dw, "gateway", "stream", 64), rps(lit, "gateway", "stream", 64)
+    gw_rows = [r for r in dw if r.get("target") == "gateway"]
+    errors = sum(int(r.get("errors") or 0) for r in gw_rows)
+    measured_ok = sum(int(r.get("ok") or 0) for r in gw_rows)
+    rss = max((r.get("gateway_rss_peak_mb") or 0.0) for r in gw_rows) if gw_rows else None
+
+    def worst(d: dict[int, float | None]) -> float | None:
+        vals = [v for v in d.values() if v is not None]
+        return max(vals) if vals else None
+
+    try:
+        dw_version = subprocess.run(
+            ["distillwarden", "version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        dw_version = "unknown"
+    result = {
+        "benchmark": "gateway overhead vs LiteLLM proxy (shared harness, one run)",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "setup": "fake upstream and gateway pinned to core 1, load generator on core 0; "
+        "distillwarden with auth, licence checks, rate limits and event logging on",
+        "cpu_ms_per_request": worst(dw_cpu),
+        "cpu_ms_per_stream": worst(dw_cpu_s),
+        "added_p50_ms": added["distillwarden"],
+        "rps_ratio_vs_litellm_c64": round(dw64 / lit64, 2) if dw64 and lit64 else None,
+        "rps_ratio_vs_litellm_c64_stream": round(dw64s / lit64s, 2) if dw64s and lit64s else None,
+        "rss_mb": rss,
+        "errors": errors,
+        "events_logged": _count_events(a.events),
+        "requests_measured": measured_ok,
+        "by_concurrency": {
+            "distillwarden_cpu_ms_per_request": dw_cpu,
+            "distillwarden_cpu_ms_per_stream": dw_cpu_s,
+            "litellm_cpu_ms_per_request": lit_cpu,
+            "litellm_cpu_ms_per_stream": lit_cpu_s,
+            "distillwarden_rps_nostream": {c: rps(dw, "gateway", "nostream", c) for c in concs},
+            "litellm_rps_nostream": {c: rps(lit, "gateway", "nostream", c) for c in concs},
+            "direct_rps_nostream": {c: rps(dw, "direct", "nostream", c) for c in concs},
+            "distillwarden_rps_stream": {c: rps(dw, "gateway", "stream", c) for c in concs},
+            "litellm_rps_stream": {c: rps(lit, "gateway", "stream", c) for c in concs},
+        },
+        "litellm": {
+            "added_p50_ms": added["litellm"],
+            "rps_c64": lit64,
+            "rss_mb": max(
+                ((r.get("gateway_rss_peak_mb") or 0.0) for r in lit if r.get("target") == "gateway"),
+                default=None,
+            ),
+            "errors": sum(int(r.get("errors") or 0) for r in lit if r.get("target") == "gateway"),
+        },
+        "versions": {
+            "distillwarden": dw_version,
+            "python": platform.python_version(),
+            "harness_distillwarden_pass": _versions(a.distillwarden),
+            "harness_litellm_pass": _versions(a.litellm),
+        },
+        "points": {"distillwarden": _point_table(dw), "litellm": _point_table(lit)},
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in list(result)[3:14]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
