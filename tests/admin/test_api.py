@@ -18,8 +18,8 @@ from distillwarden.store.models import ApiKey, Case, CaseEntry, Finding, Organiz
 
 
 @pytest.fixture
-def client(tmp_settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[TestClient]:
-    app = create_admin_app(tmp_settings, session_factory)
+def client(tmp_settings: Settings, store_sessions: sessionmaker[Session]) -> Iterator[TestClient]:
+    app = create_admin_app(tmp_settings, store_sessions)
     with TestClient(app, raise_server_exceptions=False) as c:
         c.headers["authorization"] = f"Bearer {tmp_settings.admin_token}"
         c.headers["x-distillwarden-actor"] = "alice"
@@ -47,7 +47,7 @@ def test_customer_key_never_works(client: TestClient) -> None:
 
 
 def test_org_lifecycle(
-    client: TestClient, tmp_settings: Settings, session_factory: sessionmaker[Session]
+    client: TestClient, tmp_settings: Settings, store_sessions: sessionmaker[Session]
 ) -> None:
     resp = client.post("/orgs", json={"name": "Acme", "id": "acme", "home_region": "us"})
     assert resp.status_code == 201, resp.text
@@ -63,7 +63,7 @@ def test_org_lifecycle(
     listed = client.get("/orgs/acme/keys").json()["data"]
     assert [k["id"] for k in listed] == [key["key"]["id"]]
     assert "secret" not in listed[0] and "key_hash" not in listed[0]
-    with session_scope(session_factory) as s:
+    with session_scope(store_sessions) as s:
         stored = s.get(ApiKey, key["key"]["id"])
         assert stored is not None
         assert stored.key_hash == hash_api_key(tmp_settings.secret_bytes(), key["secret"])
@@ -88,7 +88,7 @@ def test_org_lifecycle(
         "/orgs/acme/status", json={"status": "suspended", "reason": "pending investigation"}
     )
     assert sus.status_code == 200 and sus.json()["actor"] == "admin:alice"
-    with session_scope(session_factory) as s:
+    with session_scope(store_sessions) as s:
         org = s.get(Organization, "acme")
         assert org is not None and org.status == "suspended"
 
@@ -152,7 +152,7 @@ def test_unknown_route_is_json(client: TestClient) -> None:
 
 
 def test_audit_list_verify_export(
-    client: TestClient, session_factory: sessionmaker[Session]
+    client: TestClient, store_sessions: sessionmaker[Session]
 ) -> None:
     client.post("/orgs", json={"name": "Acme", "id": "acme"})
     client.post("/orgs/acme/status", json={"status": "warned", "reason": "templates"})
@@ -174,16 +174,16 @@ def test_audit_list_verify_export(
     assert export.headers["content-type"].startswith("application/x-ndjson")
     assert [x["hash"] for x in lines] == [e["hash"] for e in entries]
 
-    with session_scope(session_factory) as s:
+    with session_scope(store_sessions) as s:
         s.execute(text("UPDATE audit_log SET reason = 'x' WHERE seq = 1"))
     broken = client.get("/audit/verify").json()
     assert not broken["ok"] and broken["first_bad_seq"] == 1
 
 
 def test_findings_and_cases_read_only(
-    client: TestClient, session_factory: sessionmaker[Session]
+    client: TestClient, store_sessions: sessionmaker[Session]
 ) -> None:
-    with session_scope(session_factory) as s:
+    with session_scope(store_sessions) as s:
         s.add(
             Finding(
                 id="f1",
@@ -214,7 +214,7 @@ def test_findings_and_cases_read_only(
     assert detail["entries"][0]["body"] == {"text": "opened"}
     assert client.get("/cases/nope").status_code == 404
     assert client.delete("/orgs/acme").status_code == 405
-    with session_scope(session_factory) as s:
+    with session_scope(store_sessions) as s:
         assert s.scalars(select(Finding)).one().state == "new"
 
 

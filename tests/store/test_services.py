@@ -342,3 +342,27 @@ def test_every_change_is_in_a_valid_chain(store_sessions: sessionmaker[Session])
         assert result.ok and result.count == 4
         feed = [f.kind for f in s.scalars(select(ChangeFeed).order_by(ChangeFeed.seq))]
         assert feed == ["org", "org", "licence", "status"]
+
+
+@pytest.mark.postgres
+def test_changes_are_notified_on_postgres(postgres_db_url: str) -> None:
+    import psycopg
+
+    from distillwarden.store.db import make_engine, make_sessionmaker
+    from distillwarden.store.migrate import upgrade_database
+
+    upgrade_database(postgres_db_url)
+    engine = make_engine(postgres_db_url)
+    factory = make_sessionmaker(engine)
+    with psycopg.connect(postgres_db_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {services.CHANGE_CHANNEL}")
+        with pytest.raises(services.InvalidInput), session_scope(factory) as s:
+            services.create_org(s, name="Rolled back", org_id="bad id", actor="t")
+        _org(factory)
+        with session_scope(factory) as s:
+            services.set_status(s, "acme", "suspended", actor="t", reason="r")
+            seq = services.latest_change_seq(s)
+        got = [n.payload for n in listener.notifies(timeout=5, stop_after=2)]
+    engine.dispose()
+    assert got[0].endswith(":org:acme")
+    assert got[1] == f"{seq}:status:acme"
