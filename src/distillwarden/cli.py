@@ -33,6 +33,7 @@ _PARTS: list[tuple[str, str]] = [
     ("distillwarden.enforce.cli", "register"),
     ("distillwarden.watermark.cli", "register"),
     ("distillwarden.forensics.cli", "register"),
+    ("distillwarden.upstream.cli", "register"),
     ("distillwarden.console.cli", "register"),
     ("distillwarden.demo", "register"),
 ]
