@@ -8,14 +8,10 @@ only when their binaries are absent; ``.ci/run`` makes sure they are present.
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
 import secrets
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distillwarden.config import Settings, load_settings
 from distillwarden.store.db import make_engine, make_sessionmaker
 from distillwarden.store.migrate import upgrade_database
+from distillwarden.store.pgtemp import PostgresUnavailable, TemporaryPostgres
 
 TEST_SECRET = "test-installation-secret"
 TEST_ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -73,82 +70,19 @@ def session_factory(tmp_settings: Settings) -> Iterator[sessionmaker[Session]]:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
-    return candidates[0] if candidates else None
-
-
-def _unprivileged_user() -> str | None:
-    for user in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(user)
-            return user
-        except KeyError:
-            continue
-    return None
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a real PostgreSQL server on a free 127.0.0.1 port (trust auth, user
     ``postgres``, database ``postgres``), started once per test session."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed")
-    prefix: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="dw-pg-"))
-    if os.geteuid() == 0:
-        user = _unprivileged_user()
-        runuser = shutil.which("runuser")
-        if user is None or runuser is None:
-            pytest.skip("running as root and no unprivileged user/runuser to run PostgreSQL")
-        prefix = [runuser, "-u", user, "--"]
-        entry = pwd.getpwnam(user)
-        os.chown(base, entry.pw_uid, entry.pw_gid)
-    data, log = base / "data", base / "server.log"
-    port = free_port()
-    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-    subprocess.run(
-        [
-            *prefix,
-            initdb,
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    opts = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    started = subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"],
-        capture_output=True,
-        env=env,
-    )
-    if started.returncode != 0:
-        detail = log.read_text() if log.exists() else started.stderr.decode()
-        raise RuntimeError(f"PostgreSQL failed to start:\n{detail}")
+    server = TemporaryPostgres()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.url
     finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            env=env,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        server.stop()
 
 
 @pytest.fixture
