@@ -36,8 +36,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_out = Console(highlight=False, soft_wrap=False, width=160)
-_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False, soft_wrap=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 FileArg = Annotated[str, typer.Argument(help="text file, JSONL corpus, or - for stdin")]
 ConfigOpt = Annotated[
