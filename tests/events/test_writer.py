@@ -57,7 +57,7 @@ def test_rotation_by_count(events_dir: Path) -> None:
         for i in range(35):
             w.append(make_event(i))
         deadline = time.time() + 10
-        while w.segments_written < 3 and time.time() < deadline:
+        while (w.segments_written < 3 or w.queue_depth > 5) and time.time() < deadline:
             time.sleep(0.02)
         assert w.segments_written == 3  # 3 full spools converted in the background
         assert w.queue_depth == 5
@@ -70,7 +70,7 @@ def test_rotation_by_age(events_dir: Path) -> None:
         w.append(make_event(1))
         assert w.lag_s >= 0.0
         deadline = time.time() + 10
-        while not list_segments(events_dir) and time.time() < deadline:
+        while (w.queue_depth or not list_segments(events_dir)) and time.time() < deadline:
             time.sleep(0.02)
         assert len(list_segments(events_dir)) == 1
         assert w.queue_depth == 0
@@ -116,8 +116,9 @@ def _write_spool(events_dir: Path, name: str, events: list[dict], tail: bytes = 
     spool_dir.mkdir(parents=True, exist_ok=True)
     path = spool_dir / name
     body = b"".join(
-        orjson.dumps(dict(e, ts=int(e["ts"].timestamp() * 1_000_000)),
-                     option=orjson.OPT_APPEND_NEWLINE)
+        orjson.dumps(
+            dict(e, ts=int(e["ts"].timestamp() * 1_000_000)), option=orjson.OPT_APPEND_NEWLINE
+        )
         for e in events
     )
     path.write_bytes(body + tail)
@@ -125,8 +126,12 @@ def _write_spool(events_dir: Path, name: str, events: list[dict], tail: bytes = 
 
 
 def test_start_recovers_spool_with_torn_last_line(events_dir: Path, caplog) -> None:  # type: ignore[no-untyped-def]
-    _write_spool(events_dir, "20250101T000000000000Z-wdead-000001.jsonl",
-                 [make_event(i) for i in range(5)], tail=b'{"event_id": "evt_torn", "org')
+    _write_spool(
+        events_dir,
+        "20250101T000000000000Z-wdead-000001.jsonl",
+        [make_event(i) for i in range(5)],
+        tail=b'{"event_id": "evt_torn", "org',
+    )
     with caplog.at_level("WARNING", logger="distillwarden.events"):
         w = EventWriter(events_dir).start()
     w.close()
@@ -137,8 +142,9 @@ def test_start_recovers_spool_with_torn_last_line(events_dir: Path, caplog) -> N
 
 
 def test_recovery_is_idempotent_after_crash_between_rename_and_delete(events_dir: Path) -> None:
-    spool = _write_spool(events_dir, "20250101T000000000000Z-wdead-000001.jsonl",
-                         [make_event(i) for i in range(4)])
+    spool = _write_spool(
+        events_dir, "20250101T000000000000Z-wdead-000001.jsonl", [make_event(i) for i in range(4)]
+    )
     saved = spool.read_bytes()
     EventWriter(events_dir).start().close()
     spool.write_bytes(saved)  # the spool reappears: as if the process died before unlinking it
@@ -205,7 +211,9 @@ def test_segment_failure_keeps_spool_and_retries(events_dir: Path, monkeypatch) 
     assert _ids(events_dir) == ["evt_test_00000001"]
 
 
-def test_close_with_unconvertible_spool_leaves_it_for_recovery(events_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_close_with_unconvertible_spool_leaves_it_for_recovery(
+    events_dir: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(28, "No space left on device")
 
@@ -228,8 +236,16 @@ def test_fsync_mode_writes_the_same(events_dir: Path) -> None:
 
 def test_write_segment_conforms_and_is_atomic(events_dir: Path) -> None:
     table = pa.Table.from_pylist(
-        [{"event_id": "e1", "ts": 1_700_000_000_000_000, "org_id": "o", "endpoint": "/x",
-          "status": 201, "extra_column": "dropped"}]
+        [
+            {
+                "event_id": "e1",
+                "ts": 1_700_000_000_000_000,
+                "org_id": "o",
+                "endpoint": "/x",
+                "status": 201,
+                "extra_column": "dropped",
+            }
+        ]
     )
     path = write_segment(events_dir, table, name="bulk-1")
     assert path.name == "bulk-1.parquet"

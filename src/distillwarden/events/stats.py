@@ -51,7 +51,8 @@ def event_log_stats(directory: str | os.PathLike[str]) -> EventLogStats:
         ts_min=min(mins) if mins else None,
         ts_max=max(maxs) if maxs else None,
         orgs=orgs,
-        spools=len(list(spool_dir.glob(f"*{SPOOL_SUFFIX}"))) if spool_dir.is_dir() else 0,
+        spools=len([p for p in spool_dir.glob(f"*{SPOOL_SUFFIX}") if not p.name.startswith(".")])
+        if spool_dir.is_dir() else 0,
         rejected_files=len(list(rejected_dir.glob(f"*{SPOOL_SUFFIX}")))
         if rejected_dir.is_dir() else 0,
         skipped=report.skipped,
