@@ -48,7 +48,8 @@ def main() -> int:
         "rounds": args.rounds,
         "replicas": 2,
         "status_poll_s": 0.5,
-        "probe": "GET /v1/models every 5 ms per replica, from commit of the status change",
+        "probe": "GET /v1/models every 5 ms per replica, from commit of the status change; "
+                 "changes at a random phase of the 0.5 s poll",
         "tests_passed": rc == 0,
         "wall_s": round(time.monotonic() - t0, 1),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

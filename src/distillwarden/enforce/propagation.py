@@ -12,6 +12,7 @@ and repeats. The result is the distribution of per-replica delays.
 
 from __future__ import annotations
 
+import random
 import statistics
 import threading
 import time
@@ -142,13 +143,20 @@ def measure_propagation(
     interval_s: float = 0.005,
     path: str = "/v1/models",
     actor: str = "propagation-probe",
+    random_phase_s: float = 0.5,
+    seed: int = 0,
     on_round: Callable[[int], None] | None = None,
 ) -> PropagationResult:
     """Suspend and reinstate the canary ``org_id`` ``rounds`` times; measure per replica the
     delay from commit until it refuses (``403 account_suspended``) and admits again.
 
+    Before each change it waits a random ``[0, random_phase_s)`` (set it to the replicas'
+    poll interval): otherwise every change would land just after the poll that showed the
+    previous one, and each round would measure the worst case.
+
     Use an account that carries no real traffic: it is suspended during the measurement.
     """
+    rng = random.Random(seed)
     from ..gateway.store_sync import publish_change
 
     urls = list(gateway_urls)
@@ -160,6 +168,7 @@ def measure_propagation(
     wait_for_replicas(urls, api_key, False, timeout_s=timeout_s, interval_s=interval_s,
                       path=path)
     for i in range(rounds):
+        time.sleep(rng.uniform(0, random_phase_s))
         with session_scope(sessions) as s:
             services.set_status(s, org_id, "suspended", actor=actor,
                                 reason=f"propagation measurement round {i + 1}")
@@ -170,6 +179,7 @@ def measure_propagation(
                 urls, api_key, True, t0=t0, timeout_s=timeout_s, interval_s=interval_s,
                 path=path).items():
             result.suspend_delays[u].append(d)
+        time.sleep(rng.uniform(0, random_phase_s))
         with session_scope(sessions) as s:
             services.reinstate(s, org_id, actor=actor,
                                reason=f"propagation measurement round {i + 1} done")

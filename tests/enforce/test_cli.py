@@ -1,0 +1,83 @@
+"""The enforcement CLI end to end on a temporary installation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from distillwarden.cli import app
+from distillwarden.enforce.policy import default_policy_path
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"data_dir: {tmp_path / 'data'}\nsecret: s3cret\n")
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.output
+
+
+def test_policy_validate_and_test(tmp_path: Path) -> None:
+    code, out = run("policy", "validate", str(default_policy_path()))
+    assert code == 0 and "valid" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\nrules:\n  - id: r\n    description: d\n    severity: high\n"
+        "    when: {risk: {lte: 3}}\n    then: {action: suspend}\n"
+    )
+    code, out = run("policy", "validate", str(bad))
+    assert code == 2 and "bad.yaml:6:" in out and "risk" in out
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        default_policy_path()
+        .read_text()
+        .replace(
+            "      - finding: {risk: 1.5}\n        expect: flag",
+            "      - finding: {risk: 1.5}\n        expect: suspend",
+        )
+    )
+    code, out = run("policy", "test", str(wrong))
+    assert code == 1 and "FAIL review-queue example 0" in out and "9/10" in out
+
+
+def test_actions_cases_and_bundle(cfg: Path, tmp_path: Path) -> None:
+    c = str(cfg)
+    assert (
+        run("org", "create", "Acme", "--id", "acme", "--email", "a@acme.test", "--config", c)[0]
+        == 0
+    )
+    findings = tmp_path / "f.jsonl"
+    findings.write_text(json.dumps({"org_id": "acme", "risk": 9.0, "threshold_fpr": 0.001}) + "\n")
+    code, out = run(
+        "enforce", "apply", "--dry-run", "--findings", str(findings), "--config", c, "--json"
+    )
+    assert code == 0 and json.loads(out)[0]["action"] == "suspend"
+    code, out = run("org", "show", "acme", "--config", c, "--json")
+    assert json.loads(out)["status"] == "active"
+    code, out = run("enforce", "apply", "--findings", str(findings), "--config", c, "--json")
+    case_id = json.loads(out)[0]["case_id"]
+    assert code == 0 and case_id
+    assert run("case", "note", case_id, "checked the prompts", "--config", c)[0] == 0
+    code, out = run("action", "suspend", "acme", "ghost", "-r", "x", "--config", c)
+    assert code == 1 and "ghost" in out
+    code, out = run("case", "decide", case_id, "terminate", "-r", "confirmed", "--config", c)
+    assert code == 0 and "suspended → terminated" in out
+    bundle = tmp_path / "bundle"
+    assert run("case", "export", case_id, "-o", str(bundle), "--config", c)[0] == 0
+    code, out = run("case", "verify-bundle", str(bundle))
+    assert code == 0 and "bundle intact" in out
+    (bundle / "index.html").write_text("<p>edited</p>")
+    code, out = run("case", "verify-bundle", str(bundle))
+    assert code == 1 and "index.html" in out
+    code, out = run("webhook", "add", "http://192.168.1.10/hook", "--config", c)
+    assert code == 1 and "private" in out
+    assert list((tmp_path / "data" / "outbox").glob("*_acme_suspend_*.eml"))
