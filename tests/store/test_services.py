@@ -366,3 +366,36 @@ def test_changes_are_notified_on_postgres(postgres_db_url: str) -> None:
     engine.dispose()
     assert got[0].endswith(":org:acme")
     assert got[1] == f"{seq}:status:acme"
+
+
+def test_concurrent_status_changes_do_not_both_apply(store_url: str) -> None:
+    import threading
+
+    from distillwarden.store.db import make_engine, make_sessionmaker
+
+    engine = make_engine(store_url)
+    factory = make_sessionmaker(engine)
+    _org(factory)
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def suspend(i: int) -> None:
+        barrier.wait()
+        try:
+            with session_scope(factory) as s:
+                services.set_status(s, "acme", "suspended", actor=f"w{i}", reason="race")
+            outcomes.append("ok")
+        except services.InvalidTransition:
+            outcomes.append("already")
+
+    threads = [threading.Thread(target=suspend, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with session_scope(factory) as s:
+        history = services.status_history(s, "acme")
+        assert audit.verify(s).ok
+    engine.dispose()
+    assert sorted(outcomes) == ["already", "already", "already", "ok"]
+    assert [(h.old_status, h.new_status) for h in history] == [("active", "suspended")]

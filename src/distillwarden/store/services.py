@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from . import audit
@@ -226,6 +226,21 @@ def get_org(session: Session, org_id: str) -> Organization:
     return org
 
 
+def _lock_org(session: Session, org_id: str) -> Organization:
+    """The organization, locked for this transaction and freshly read, so that two
+    concurrent changes cannot both start from the same old status (row lock on
+    PostgreSQL; SQLite's write lock, taken by the no-op update)."""
+    session.execute(
+        update(Organization).where(Organization.id == org_id).values(status=Organization.status)
+    )
+    org = session.get(Organization, org_id, populate_existing=True)
+    if org is None:
+        raise NotFound(
+            f"unknown organization {org_id!r}; list them with `distillwarden org list`"
+        )
+    return org
+
+
 def list_orgs(
     session: Session, *, status: str | None = None, limit: int | None = None, offset: int = 0
 ) -> list[Organization]:
@@ -256,7 +271,7 @@ def update_org(
 ) -> Organization:
     """Change an organization's descriptive fields (not its status: see :func:`set_status`)."""
     actor = _check_actor(actor)
-    org = get_org(session, org_id)
+    org = _lock_org(session, org_id)
     fields = _check_org_fields(
         tier=tier,
         contact_email=contact_email,
@@ -304,7 +319,7 @@ def create_api_key(
     """Issue a key; returns the row and the plaintext key, which is never stored or shown
     again (only its HMAC with the installation ``secret`` and a display prefix are kept)."""
     actor = _check_actor(actor)
-    org = get_org(session, org_id)
+    org = _lock_org(session, org_id)
     if org.status == "terminated":
         raise InvalidTransition(
             f"organization {org_id!r} is terminated; reinstate it before issuing keys"
@@ -528,7 +543,7 @@ def set_licence(
     """
     actor = _check_actor(actor)
     reason = require_text(reason, "reason")
-    org = get_org(session, org_id)
+    org = _lock_org(session, org_id)
     if org.status == "terminated":
         raise InvalidTransition(
             f"organization {org_id!r} is terminated; use reinstate (with licence changes) "
@@ -628,7 +643,7 @@ def set_status(
     actor = _check_actor(actor)
     reason = require_text(reason, "reason")
     _check_status(status)
-    org = get_org(session, org_id)
+    org = _lock_org(session, org_id)
     if case_id is not None:
         validate_id(case_id, "case id")
     if throttle_factor is not None:
@@ -683,7 +698,7 @@ def reinstate(
     """
     actor = _check_actor(actor)
     reason = require_text(reason, "reason")
-    org = get_org(session, org_id)
+    org = _lock_org(session, org_id)
     if org.status == "active":
         raise InvalidTransition(f"organization {org_id!r} is already active")
     changes = dict(licence_changes or {})
