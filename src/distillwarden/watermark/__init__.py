@@ -5,6 +5,9 @@ Generation watermark: :class:`AccountWatermarkLogitsProcessor` (transformers) or
 :func:`derive_account_key` and configured by a versioned :class:`WatermarkConfig`.
 Detection: :func:`detect`, :func:`scan`, :func:`attribute` with exact p-values.
 
+Black-box upstreams: :class:`LexicalWatermarker` (keyed WordNet synonym choice) and
+per-account canaries (:class:`~distillwarden.watermark.canary.CanarySet`).
+
 Torch is imported lazily: detection needs only numpy and scipy.
 """
 
@@ -30,6 +33,8 @@ from .detect import (
     scan,
     scan_tokens,
 )
+from .lexical import LexicalDetection, LexicalWatermarker, attribute_lexical
+from .licence import LicenceWatermark, config_for_tokenizer, parse_licence_watermark
 
 if TYPE_CHECKING:
     from .processor import AccountWatermarkLogitsProcessor
@@ -39,14 +44,20 @@ __all__ = [
     "AccountWatermarkLogitsProcessor",
     "AttributionResult",
     "DetectionResult",
+    "LexicalDetection",
+    "LexicalWatermarker",
+    "LicenceWatermark",
     "ScanResult",
     "WatermarkConfig",
     "WatermarkConfigMismatch",
     "attribute",
+    "attribute_lexical",
     "attribute_tokens",
+    "config_for_tokenizer",
     "derive_account_key",
     "detect",
     "detect_tokens",
+    "parse_licence_watermark",
     "scan",
     "scan_tokens",
     "tokenizer_fingerprint",
