@@ -258,3 +258,30 @@ def test_write_segment_conforms_and_is_atomic(events_dir: Path) -> None:
         write_segment(events_dir, table, name="../escape")
     with pytest.raises(ValueError, match="no rows"):
         write_segment(events_dir, table.slice(0, 0))
+
+
+def test_fast_and_line_by_line_conversion_agree(events_dir: Path, tmp_path: Path,
+                                                monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    events = [
+        make_event(1, temperature=0.7, stream=True, has_tools=False, logprobs=None,
+                   prompt_text="naïve ☃ \"quoted\"\nline", n=None, extra={"nested": [1, 2]}),
+        make_event(2, temperature=None, latency_ms=12.25, ttfb_ms=1, status=503,
+                   error_code="upstream_error", response_text=""),
+        make_event(3, max_tokens=2**31 - 1, top_logprobs=5, n_messages=7),
+    ]
+    spool = _write_spool(tmp_path / "a", "s-1.jsonl", events)
+    fast = _spool.convert_spool(spool, tmp_path / "a")
+    assert fast.rows == 3
+
+    def no_fast_path(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise _spool._NeedsSlowPath("test")
+
+    monkeypatch.setattr(_spool, "_fast_batches", no_fast_path)
+    spool_b = _write_spool(tmp_path / "b", "s-1.jsonl", events)
+    slow = _spool.convert_spool(spool_b, tmp_path / "b")
+    assert slow.rows == 3
+    a = read_events(tmp_path / "a").sort_by("event_id")
+    b = read_events(tmp_path / "b").sort_by("event_id")
+    assert a.equals(b)
+    assert a.column("prompt_text")[0].as_py() == "naïve ☃ \"quoted\"\nline"
+    assert a.column("temperature")[0].as_py() == pytest.approx(0.7)

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.json as pa_json
 
 from ._segments import (
     REJECTED_DIR,
@@ -34,6 +35,15 @@ log = logging.getLogger("distillwarden.events")
 
 SPOOL_SUFFIX = ".jsonl"
 REQUIRED = tuple(f.name for f in EVENT_SCHEMA if not f.nullable)
+# The spool stores ts as epoch microseconds; Arrow's JSON reader parses it as int64.
+_SPOOL_SCHEMA = pa.schema(
+    [pa.field("ts", pa.int64()) if f.name == "ts" else f.with_nullable(True) for f in EVENT_SCHEMA]
+)
+_TS_TYPE = EVENT_SCHEMA.field("ts").type
+
+
+class _NeedsSlowPath(Exception):
+    """The spool has something the fast reader cannot take (a bad event): go line by line."""
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
                  ValueError, OverflowError)
 
@@ -151,7 +161,56 @@ def convert_spool(spool: Path, segment_dir: Path, *, batch_rows: int = 10_000) -
         log.warning("spool %s: %d event(s) rejected, kept in %s (%s)", spool.name,
                     result.rejected, final, "; ".join(result.reasons[:3]))
 
-    result.rows = write_parquet_atomic(target, batches(), before_publish=publish_rejected)
+    try:
+        result.rows = write_parquet_atomic(target, _fast_batches(spool, batch_rows))
+    except _NeedsSlowPath:
+        result.rows = write_parquet_atomic(target, batches(), before_publish=publish_rejected)
     if result.rows == 0:
         result.segment = None
     return result
+
+
+def _fast_batches(spool: Path, batch_rows: int) -> Iterator[pa.Table]:
+    """Arrow's C++ JSON reader: several times less CPU than parsing in Python and it releases
+    the GIL, so conversion barely competes with the gateway's request handling. Only for
+    spools that end on a complete line and whose every event fits the schema."""
+    with spool.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":
+            raise _NeedsSlowPath("torn last line")
+    try:
+        reader = pa_json.open_json(
+            spool,
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=4 << 20),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=_SPOOL_SCHEMA, unexpected_field_behavior="ignore"
+            ),
+        )
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= batch_rows:
+                yield _fast_table(pending)
+                pending, rows = [], 0
+        if pending:
+            yield _fast_table(pending)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise _NeedsSlowPath(str(exc)) from exc
+
+
+def _fast_table(batches: list[pa.RecordBatch]) -> pa.Table:
+    table = pa.Table.from_batches(batches)
+    arrays = []
+    for f in EVENT_SCHEMA:
+        col = table.column(f.name)
+        if f.name == "ts":
+            col = col.cast(_TS_TYPE)
+        if not f.nullable and col.null_count:
+            raise _NeedsSlowPath(f"an event lacks {f.name!r}")
+        arrays.append(col)
+    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
