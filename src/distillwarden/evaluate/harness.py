@@ -191,6 +191,7 @@ def _delays(
                                  return_counts=True), strict=True))
     first_hit: dict[str, dict[str, int]] = {_fkey(t.fpr): {} for t in thresholds}
     max_n = max(counts.values())
+    by_step: dict[str, list[float]] = {_fkey(t.fpr): [] for t in thresholds}
     for k in steps:
         prefix = first_k_events(att_events, k)
         scores = detector.decision_function(prefix, accounts)
@@ -202,6 +203,7 @@ def _delays(
                 v = scores.get(o)
                 if v is not None and np.isfinite(v) and v > t.value:
                     hits[o] = min(k, int(counts.get(o, k)))
+            by_step[_fkey(t.fpr)].append(len(hits) / len(orgs))
         if k >= max_n:
             break  # longer prefixes are the full traffic again
     ts_sorted = first_k_events(att_events, max(steps))
@@ -226,6 +228,7 @@ def _delays(
             "p90_queries": float(np.percentile(queries, 90)) if queries.size else None,
             "median_hours": float(np.median(hours)) if hours else None,
             "steps": list(steps),
+            "detected_by_step": by_step[_fkey(t.fpr)],
         }
     return out
 

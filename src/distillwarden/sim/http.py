@@ -39,6 +39,7 @@ class GatewayRun:
     status: dict[int, int] = field(default_factory=dict)
     orgs: int = 0
     seconds: float = 0.0
+    keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -85,6 +86,7 @@ async def _replay(
     async with httpx.AsyncClient(base_url=base_url, timeout=120.0, limits=limits,
                                  headers={"authorization": f"Bearer {admin_token}"}) as admin:
         keys = await _provision(admin, sim.plans)
+    run.keys = keys
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         _atomic_bytes(out / "labels.jsonl", _jsonl(label_records(sim.plans)))
