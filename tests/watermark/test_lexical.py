@@ -129,9 +129,6 @@ def test_canaries_insert_find_and_recall() -> None:
     assert cs.maybe_insert("Plain.", "resp-x") == (
         "Plain." if pick is None else f"Plain. {pick.sentence}"
     )
-        "Plain.",
-        f"Plain. {cs.pick('resp-x').sentence}" if cs.pick("resp-x") else "",
-    )  # noqa: E501
     other = CanarySet(derive_account_key(b"master", "other"), count=6)
     assert other.found_in(text) == []
     perfect = cs.recall([f"It is {c.value}." for c in cs.canaries])
