@@ -154,11 +154,11 @@ def check_address(addr: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
     if reason is None:
         for attr in (
             "is_loopback",
-            "is_private",
             "is_link_local",
             "is_multicast",
-            "is_reserved",
             "is_unspecified",
+            "is_reserved",
+            "is_private",
         ):
             if getattr(ip, attr):
                 reason = attr.removeprefix("is_").replace("_", "-")
