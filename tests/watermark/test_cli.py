@@ -207,3 +207,29 @@ def test_unknown_account_and_attribution_from_store(
     )
     assert r.exit_code == 0, r.output
     assert "org-7" in r.stdout and "yes" in r.stdout
+
+
+def test_lexical_apply_and_detect(tmp_path: Path) -> None:
+    from .test_lexical import _alpaca_outputs
+
+    (tmp_path / "k.hex").write_text(derive_account_key(b"s", "lex").hex())
+    (tmp_path / "plain.txt").write_text("\n\n".join(_alpaca_outputs(30)))
+    r = runner.invoke(
+        app,
+        [
+            "watermark",
+            "apply-lexical",
+            str(tmp_path / "plain.txt"),
+            "--key-file",
+            str(tmp_path / "k.hex"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    (tmp_path / "marked.txt").write_text(r.stdout)
+    det = ["watermark", "detect", "--lexical", "--key-file", str(tmp_path / "k.hex"), "--json"]
+    marked = json.loads(
+        runner.invoke(app, [*det[:2], str(tmp_path / "marked.txt"), *det[2:]]).stdout
+    )
+    plain = json.loads(runner.invoke(app, [*det[:2], str(tmp_path / "plain.txt"), *det[2:]]).stdout)
+    assert marked["verdict"] == "watermarked" and marked["matches"] == marked["sites"]
+    assert plain["verdict"] == "no_watermark"

@@ -261,6 +261,9 @@ def detect(
     do_scan: Annotated[
         bool, typer.Option("--scan", help="also find the most watermarked passage")
     ] = False,
+    lexical: Annotated[
+        bool, typer.Option("--lexical", help="test the post-hoc lexical watermark instead")
+    ] = False,
     settings: SettingsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -272,26 +275,15 @@ def detect(
     if not 0 < alpha < 1:
         raise _fail("--alpha must lie strictly between 0 and 1")
     corpus = _corpus(file, field, prompt_field)
+    if lexical:
+        key, label, _ = _resolve_key(account, key_file, settings, None)
+        _detect_lexical(corpus, key, label, alpha, as_json)
+        return
     tok = _load_tokenizer(tokenizer)
     cfg = _config(config, tok)
-    if key_file is not None:
-        key = _key_from_file(key_file)
-        label = str(key_file)
-    else:
-        assert account is not None
-        st = _settings(settings)
-        from ..store.errors import NotFound
-        from ..store.services import get_org
-
-        with _store_session(st) as session:
-            try:
-                get_org(session, account)
-            except NotFound as exc:
-                raise _fail(str(exc)) from exc
-            if config is None:
-                cfg = _config_with(tok, _account_strength(session, account))
-        key = derive_account_key(st.secret_bytes(), account)
-        label = account
+    key, label, strength = _resolve_key(account, key_file, settings, tok)
+    if strength is not None and config is None:
+        cfg = _config_with(tok, strength)
     ids = _encode_all(tok, corpus.texts, "texts")
     prompt_ids = _encode_all(tok, corpus.prompts, "prompts") if corpus.prompts else None
     res = detect_tokens(ids, cfg, key, prompt_ids=prompt_ids, alpha=alpha)
@@ -323,6 +315,89 @@ def detect(
         )
         table.add_row("", escape(snippet[:300]))
     _out.print(table)
+
+
+def _resolve_key(
+    account: str | None, key_file: Path | None, settings: Path | None, tok: TokenizerLike | None
+) -> tuple[bytes, str, dict[str, Any] | None]:
+    """The key to test, a label for it, and the account licence's strength (if any)."""
+    if key_file is not None:
+        return _key_from_file(key_file), str(key_file), None
+    assert account is not None
+    st = _settings(settings)
+    from ..store.errors import NotFound
+    from ..store.services import get_org
+
+    with _store_session(st) as session:
+        try:
+            get_org(session, account)
+        except NotFound as exc:
+            raise _fail(str(exc)) from exc
+        strength = _account_strength(session, account) if tok is not None else None
+    return derive_account_key(st.secret_bytes(), account), account, strength
+
+
+def _lexical(key: bytes) -> Any:
+    from .lexical import LexicalWatermarker
+    from .synonyms import WordNetUnavailable
+
+    try:
+        return LexicalWatermarker(key)
+    except WordNetUnavailable as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _detect_lexical(
+    corpus: TextCorpus, key: bytes, label: str, alpha: float, as_json: bool
+) -> None:
+    res = _lexical(key).detect(corpus.texts, alpha=alpha)
+    if as_json:
+        out = {
+            "key": label,
+            "texts": len(corpus.texts),
+            "verdict": res.verdict,
+            "message": res.message,
+            "words": res.words,
+            "sites": res.sites,
+            "matches": res.matches,
+            "expected_matches": res.expected_matches,
+            "log10_p": res.log10_p,
+            "alpha": res.alpha,
+            "sites_needed": res.sites_needed,
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    table = Table(title=f"lexical watermark detect · {escape(label)}", show_header=False)
+    table.add_row("texts", f"{len(corpus.texts):,}")
+    table.add_row("words", f"{res.words:,} ({res.sites:,} distinct synonym sites)")
+    table.add_row(
+        "keyed choices", f"{res.matches:,} (expected {res.expected_matches:.1f} by chance)"
+    )
+    table.add_row("log10 p", f"{res.log10_p:.2f}")
+    table.add_row("verdict", f"[{_verdict_style(res.verdict)}]{escape(res.message)}[/]")
+    _out.print(table)
+
+
+@app.command("apply-lexical")
+def apply_lexical(
+    file: FileArg,
+    account: Annotated[
+        str | None, typer.Option("--account", "-a", help="account id (key from the secret)")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="file with the 32-byte key in hex")
+    ] = None,
+    settings: SettingsOpt = None,
+) -> None:
+    """Print the text with an account's post-hoc lexical watermark (what the gateway does
+    for licences with ``mode: posthoc``)."""
+    if (account is None) == (key_file is None):
+        raise _fail("pass exactly one of --account ID or --key-file FILE")
+    corpus = _corpus(file, None, None)
+    key, _, _ = _resolve_key(account, key_file, settings, None)
+    wm = _lexical(key)
+    for text in corpus.texts:
+        typer.echo(wm.apply(text), nl=False)
 
 
 def _config_with(tok: TokenizerLike, strength: dict[str, Any]) -> WatermarkConfig:
