@@ -78,6 +78,8 @@ def test_login_view_and_suspend_in_browser(
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(f"{console_url}/accounts/sinoquant")
             assert "/login" in page.url
+            if os.environ.get("DW_SCREENSHOT_DIR"):
+                page.screenshot(path=str(shots / "console-login.png"))
             page.fill("#name", "kim")
             page.fill("#token", tmp_settings.admin_token or "")
             page.click("button[type=submit]")
@@ -100,6 +102,8 @@ def test_login_view_and_suspend_in_browser(
                 page.screenshot(path=str(shots / "console-clusters.png"), full_page=True)
                 page.goto(f"{console_url}/audit")
                 page.screenshot(path=str(shots / "console-audit.png"), full_page=True)
+                page.goto(f"{console_url}/cases/case_sino")
+                page.screenshot(path=str(shots / "console-case.png"), full_page=True)
             assert errors == [], f"browser console errors: {errors}"
         finally:
             browser.close()

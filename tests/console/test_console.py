@@ -231,3 +231,41 @@ def test_standalone_app_and_token_command(tmp_path: Path) -> None:
         auth = {"authorization": "Bearer standalone-token"}
         assert c.get("/admin/orgs", headers=auth).json() == {"data": []}
         assert c.get("/admin/openapi.json").status_code == 200
+
+
+def test_open_case_add_note_and_download_bundle(
+    client: TestClient, tmp_settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    import io
+    import zipfile
+
+    _login(client, tmp_settings.admin_token or "", name="kim")
+    page = client.get("/console/accounts/hydra-2")
+    assert "Open a case with the latest findings" in page.text
+    resp = client.post(
+        "/console/accounts/hydra-2/cases",
+        data={"csrf": _csrf(page.text), "title": "Hydra member 2"},
+        follow_redirects=False,
+    )
+    assert resp.status_code == 303
+    case_url = resp.headers["location"]
+    case_page = client.get(case_url)
+    assert "Hydra member 2" in case_page.text and "hydra-linker" in case_page.text
+
+    note = client.post(
+        f"{case_url}/notes",
+        data={"csrf": _csrf(case_page.text), "text": "Same /24 as hydra-1"},
+        follow_redirects=False,
+    )
+    assert note.status_code == 303
+    assert "Same /24 as hydra-1" in client.get(case_url).text
+    empty = client.post(f"{case_url}/notes", data={"csrf": _csrf(case_page.text), "text": " "})
+    assert empty.status_code == 422 and "needs text" in empty.text
+
+    bundle = client.get(f"{case_url}/bundle")
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
+    assert any(n.endswith("index.html") for n in names)
+    with session_scope(session_factory) as s:
+        actors = {e.actor for e in s.scalars(select(AuditEntry)) if e.action.startswith("case.")}
+    assert actors == {"console:kim"}

@@ -8,10 +8,15 @@ API and the CLI.
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
 import logging
+import tempfile
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -133,6 +138,22 @@ def _environment() -> Environment:
     return env
 
 
+def _case_tools() -> bool:
+    """Whether the enforcement part (case notes, case opening, evidence bundles) is there."""
+    try:
+        importlib.import_module("distillwarden.enforce.cases")
+        importlib.import_module("distillwarden.enforce.bundle")
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def _load_case(session: Session, case_id: str) -> Any:
+    case = services.get_case(session, case_id)
+    _ = list(case.entries)
+    return case
+
+
 def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
@@ -143,6 +164,7 @@ def create_console_app(settings: Settings, session_factory: sessionmaker[Session
     """The console as an ASGI app (mount it at ``/console``)."""
     env = _environment()
     signer = SessionSigner(settings)
+    case_tools = _case_tools()
     app = FastAPI(title="distillwarden console", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.session_factory = session_factory
@@ -174,6 +196,7 @@ def create_console_app(settings: Settings, session_factory: sessionmaker[Session
             csrf=signer.csrf(user) if user else "",
             version=__version__,
             statuses=ACCOUNT_STATUSES,
+            case_tools=case_tools,
             **ctx,
         )
         return HTMLResponse(html, status_code=status)
@@ -461,12 +484,89 @@ def create_console_app(settings: Settings, session_factory: sessionmaker[Session
     def case(request: Request, case_id: str) -> Response:
         user = require(request)
 
-        def load(s: Session) -> Any:
-            c = services.get_case(s, case_id)
-            _ = list(c.entries)
-            return c
+        return render(
+            request, "case.html", user=user, case=run(lambda s: _load_case(s, case_id)), nav="cases"
+        )
 
-        return render(request, "case.html", user=user, case=run(load), nav="cases")
+    @app.post("/accounts/{org_id}/cases", response_class=HTMLResponse)
+    async def open_case(request: Request, org_id: str) -> Response:
+        user = require(request)
+        form = await form_of(request, user)
+        if not case_tools:
+            raise NotFound("case management needs the enforcement part (distillwarden.enforce)")
+        from ..enforce import cases as case_ops
+
+        def do(s: Session) -> str:
+            org = services.get_org(s, org_id)
+            findings = services.list_findings(s, org_id=org_id, limit=5)
+            case, _ = case_ops.open_case_for(
+                s,
+                org_id,
+                title=form.get("title") or f"{org.name}: suspected distillation",
+                actor=user.actor,
+                reason=form.get("reason") or "opened from the console",
+                finding_ids=[f.id for f in findings],
+                cluster_id=next((f.cluster_id for f in findings if f.cluster_id), None),
+            )
+            return case.id
+
+        try:
+            case_id = run(do)
+        except NotFound:
+            raise
+        except StoreError as exc:
+            detail = run(lambda s: views.account_detail(s, org_id))
+            return render(
+                request,
+                "account.html",
+                status=422,
+                user=user,
+                d=detail,
+                nav="accounts",
+                error=f"Could not open a case: {exc}",
+                form={},
+            )
+        return RedirectResponse(f"{base(request)}/cases/{quote(case_id)}", status_code=303)
+
+    @app.post("/cases/{case_id}/notes", response_class=HTMLResponse)
+    async def case_note(request: Request, case_id: str) -> Response:
+        user = require(request)
+        form = await form_of(request, user)
+        if not case_tools:
+            raise NotFound("case notes need the enforcement part (distillwarden.enforce)")
+        from ..enforce import cases as case_ops
+
+        try:
+            run(lambda s: case_ops.add_note(s, case_id, form.get("text", ""), actor=user.actor))
+        except NotFound:
+            raise
+        except StoreError as exc:
+            c = run(lambda s: _load_case(s, case_id))
+            return render(
+                request, "case.html", status=422, user=user, case=c, nav="cases", error=str(exc)
+            )
+        return RedirectResponse(f"{base(request)}/cases/{quote(case_id)}", status_code=303)
+
+    @app.get("/cases/{case_id}/bundle")
+    def case_bundle(request: Request, case_id: str) -> Response:
+        require(request)
+        if not case_tools:
+            raise NotFound("evidence bundles need the enforcement part (distillwarden.enforce)")
+        from ..enforce import bundle
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "bundle"
+            run(lambda s: bundle.export_bundle(s, case_id, out))
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                for p in sorted(out.rglob("*")):
+                    if p.is_file():
+                        zf.write(p, f"{case_id}/{p.relative_to(out).as_posix()}")
+        return Response(
+            buf.getvalue(),
+            media_type="application/zip",
+            headers={"content-disposition": f'attachment; filename="{case_id}-evidence.zip"'},
+        )
 
     # ------------------------------------------------------------------ audit
 
