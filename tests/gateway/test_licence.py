@@ -82,3 +82,11 @@ def test_throttled_account_gets_scaled_limits(gateway: Harness) -> None:
     assert r.headers["x-ratelimit-limit-requests"] == "5"
     codes = [gateway.chat(acct).status_code for _ in range(6)]
     assert 429 in codes
+
+
+def test_declared_use_must_be_permitted(gateway: Harness) -> None:
+    acct = gateway.account()  # the default licence permits inference only
+    assert gateway.chat(acct, **{"x-distillwarden-use": "inference"}).status_code == 200
+    r = gateway.chat(acct, **{"x-distillwarden-use": "fine-tuning-data"})
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "use_not_permitted"

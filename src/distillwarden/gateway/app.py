@@ -331,6 +331,19 @@ class GatewayApp:
                 f"the licence does not cover region {region!r}",
             )
 
+    def _check_use(self, auth: AccountAuth, use: bytes) -> None:
+        """A declared use (header ``x-distillwarden-use``) must be one the licence permits."""
+        lic = auth.org.licence
+        declared = use.decode("latin-1").strip().lower()
+        if lic is None or declared not in lic.permitted_uses:
+            permitted = ", ".join(lic.permitted_uses) if lic else "none"
+            raise GatewayError(
+                403,
+                "use_not_permitted",
+                f"the licence does not permit the declared use {declared[:40]!r} "
+                f"(permitted: {permitted})",
+            )
+
     def _client_ip(self, scope: dict[str, Any], xff: bytes | None) -> str | None:
         if xff is not None and self.settings.trust_forwarded_for:
             first = xff.split(b",", 1)[0].strip()
@@ -351,7 +364,7 @@ class GatewayApp:
                 [(b"allow", b"POST")],
             )
             return
-        authorization = declared = ua = region_value = xff = None
+        authorization = declared = ua = region_value = xff = use = None
         region_header = self._region_header
         for k, v in scope["headers"]:
             if k == b"authorization":
@@ -364,6 +377,8 @@ class GatewayApp:
                 region_value = v
             elif k == b"x-forwarded-for":
                 xff = v
+            elif k == b"x-distillwarden-use":
+                use = v
         model_label = "-"
         rate_headers: list[tuple[bytes, bytes]] = []
         try:
@@ -395,6 +410,8 @@ class GatewayApp:
             if region is None:
                 region = self.regions.from_ip(client_ip)
             self._check_licence(auth, model, region)
+            if use is not None:
+                self._check_use(auth, use)
             max_tokens = request.get("max_tokens") or request.get("max_completion_tokens") or 0
             estimate = len(body) // 4 + (max_tokens if isinstance(max_tokens, int) else 0)
             limits = self._limits(auth)
