@@ -300,7 +300,12 @@ class EventWriter:
         # Lock before the file is visible under its real name, so that a writer starting
         # meanwhile can never mistake this live spool for an orphan.
         tmp = self._spool_dir / f"{TMP_PREFIX}{name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o640)
+        except FileNotFoundError:  # append before start(), or the directory was removed
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o640)
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.rename(tmp, path)
         if self.fsync:
