@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,33 @@ class GatewayProcess:
                 self.proc.kill()
                 self.proc.wait(10)
         self._fh.close()
+
+
+class InProcessGateway:
+    """A gateway app (``create_app``) served by uvicorn from a daemon thread: a replica
+    with its own cache and change-feed poller, cheaper to start than a process."""
+
+    def __init__(self, settings: Any) -> None:
+        import uvicorn
+
+        from distillwarden.gateway.app import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings, migrate=False), host="127.0.0.1",
+                                port=self.port, lifespan="on", access_log=False,
+                                log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("in-process gateway did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)

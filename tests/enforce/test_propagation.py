@@ -2,6 +2,9 @@
 ``distillwarden serve`` processes: one SQLite store (embedded default, change-feed polling)
 and PostgreSQL + Redis (scale deployment, pub/sub push).
 
+The process-based tests start real servers (~30 s on a busy machine) and are marked slow; an
+in-process two-replica variant runs in the default suite.
+
 Set ``DW_PROPAGATION_ROUNDS`` for more rounds and ``DW_PROPAGATION_OUT`` to a JSON file to
 record the measured distribution (``bench/enforce/propagation.py`` does both).
 """
@@ -27,7 +30,7 @@ from distillwarden.store import services
 from distillwarden.store.db import make_engine, make_sessionmaker, session_scope
 from distillwarden.store.migrate import upgrade_database
 
-from .replicas import GatewayProcess, write_config
+from .replicas import GatewayProcess, InProcessGateway, write_config
 
 SECRET = "propagation-test-secret"
 ROUNDS = int(os.environ.get("DW_PROPAGATION_ROUNDS", "3"))
@@ -97,6 +100,40 @@ def _check(replicas: list[GatewayProcess], sessions: Any, key: str, vkey: str, v
         assert resp.json()["error"]["code"] == "account_suspended"
 
 
+def test_two_in_process_replicas_see_policy_suspension_within_1s(tmp_path: Path) -> None:
+    """Fast variant for the default suite: two gateway apps (own caches and pollers) in this
+    process, one SQLite store; the suspension comes from a policy run."""
+    from distillwarden.config import load_settings
+    from distillwarden.enforce.actions import apply_policy
+    from distillwarden.enforce.policy import default_policy_path, load_policy
+
+    settings = load_settings(None, data_dir=tmp_path / "data", secret=SECRET,
+                             admin_token="t" * 24, status_poll_s=0.5)
+    upgrade_database(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    sessions = make_sessionmaker(engine)
+    with session_scope(sessions) as s:
+        services.create_org(s, org_id="acme", name="Acme", actor="t")
+        _, key = services.create_api_key(s, SECRET.encode(), "acme", actor="t")
+    replicas = [InProcessGateway(settings) for _ in range(2)]
+    try:
+        for r in replicas:
+            r.start()
+        urls = [r.url for r in replicas]
+        wait_for_replicas(urls, key, False, timeout_s=5.0)
+        with session_scope(sessions) as s:
+            plans = apply_policy(s, [{"org_id": "acme", "risk": 9.0, "threshold_fpr": 0.001}],
+                                 load_policy(default_policy_path()), actor="policy:default")
+        assert [p.new_status for p in plans] == ["suspended"]
+        delays = wait_for_replicas(urls, key, True, timeout_s=1.0)
+        assert set(delays) == set(urls) and max(delays.values()) < 1.0
+    finally:
+        for r in replicas:
+            r.stop()
+        engine.dispose()
+
+
+@pytest.mark.slow
 def test_two_replicas_sharing_sqlite_see_suspension_within_1s(tmp_path: Path) -> None:
     for replicas, sessions, key, vkey in _deployment(tmp_path, None):
         _check(replicas, sessions, key, vkey, "sqlite_poll")
