@@ -55,6 +55,7 @@ SMALL = dict(
     ],
     probe_max_tokens=24,
     permutations=999,
+    keyed_canaries=2,
 )
 
 

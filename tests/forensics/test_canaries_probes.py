@@ -106,3 +106,41 @@ def test_similarity_and_identity_mentions() -> None:
 def test_probe_test_rejects_misaligned_input() -> None:
     with pytest.raises(ValueError, match="align"):
         probe_test("identity", ["a", "b"], ["x"], ["y", "z"])
+
+
+def _keys() -> dict[str, bytes]:
+    from distillwarden.watermark import derive_account_key
+
+    return {a: derive_account_key(b"s", a) for a in ("org_a", "org_b", "org_c")}
+
+
+def test_keyed_canaries_asked_of_a_suspect_that_learned_them() -> None:
+    from distillwarden.forensics.canaries import keyed_canary_questions, keyed_canary_recall
+
+    keys = _keys()
+    questions = keyed_canary_questions(keys, count=4)
+    assert len(questions) == 12 and all(q.question.startswith("What is the ") for _, q in questions)
+    # the suspect learned org_b's facts (3 of 4), guesses the others
+    answers = [
+        f"It is {c.value}." if a == "org_b" and i % 4 != 0 else "It is 1234."
+        for i, (a, c) in enumerate(questions)
+    ]
+    result = keyed_canary_recall(keys, answers=answers, count=4)
+    assert [a.account for a in result.attributed] == ["org_b"]
+    top = result.accounts[0]
+    assert top.account == "org_b" and top.recalled == 3 and top.log10_p < -9
+    assert top.log10_p_holm >= top.log10_p
+    assert all(a.recalled == 0 for a in result.accounts[1:])
+
+
+def test_keyed_canaries_found_in_a_corpus() -> None:
+    from distillwarden.forensics.canaries import keyed_canary_recall
+    from distillwarden.watermark.canary import CanarySet
+
+    keys = _keys()
+    c = CanarySet(keys["org_c"], count=4).canaries[1]
+    texts = ["plain text", f"Some answer. {c.sentence} More."]
+    result = keyed_canary_recall(keys, texts=texts, count=4)
+    assert result.mode == "corpus"
+    found = {a.account: a.recalled for a in result.accounts}
+    assert found == {"org_a": 0, "org_b": 0, "org_c": 1}

@@ -16,7 +16,14 @@ from typing import Any
 
 from .. import __version__
 from ..watermark import WatermarkConfig
-from .canaries import Canary, CanaryResult, canary_recall
+from .canaries import (
+    Canary,
+    CanaryResult,
+    KeyedCanaryResult,
+    canary_recall,
+    keyed_canary_questions,
+    keyed_canary_recall,
+)
 from .probes import ProbeResult, probe_test
 from .prompts import FINGERPRINT_PROMPTS, IDENTITY_PROBES, RADIOACTIVITY_PROMPTS
 from .radioactivity import RadioactivityResult, radioactivity_test
@@ -65,6 +72,8 @@ class AuditOptions:
     canaries: Sequence[Canary] = ()
     canary_samples: int = 2
     near_threshold: float = 0.85
+    keyed_canaries: int = 8
+    keyed_canary_max_accounts: int = 100
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +90,7 @@ class AuditOptions:
             "canaries": sum(1 for c in self.canaries if not c.decoy),
             "decoys": sum(1 for c in self.canaries if c.decoy),
             "near_threshold": self.near_threshold,
+            "keyed_canaries_per_account": self.keyed_canaries,
         }
 
 
@@ -97,6 +107,7 @@ class AuditReport:
     accounts: list[str]
     radioactivity: RadioactivityResult | None
     canaries: CanaryResult | None
+    keyed_canaries: KeyedCanaryResult | None
     identity: ProbeResult | None
     fingerprint: ProbeResult | None
     skipped: dict[str, str] = field(default_factory=dict)
@@ -122,6 +133,19 @@ class AuditReport:
         if c is not None and c.hits and (c.p_value is None or c.p_value <= alpha):
             pv = f", Fisher p = {c.p_value:.2g}" if c.p_value is not None else " (no decoys)"
             out.append(f"{len(c.hits)}/{c.canaries} canaries reproduced{pv}")
+        k = self.keyed_canaries
+        if k is not None:
+            for kc in k.attributed:
+                out.append(
+                    f"keyed canaries of account {kc.account}: {kc.recalled}/{kc.asked} "
+                    f"recalled, log10 p = {kc.log10_p:.1f} (Holm-adjusted {kc.log10_p_holm:.1f})"
+                )
+            if k.mode == "corpus":
+                out += [
+                    f"the corpus states {kc.recalled} keyed canaries of account {kc.account}"
+                    for kc in k.accounts
+                    if kc.recalled
+                ]
         for probe in (self.identity, self.fingerprint):
             if probe is not None and probe.p_value <= alpha:
                 out.append(
@@ -155,6 +179,7 @@ class AuditReport:
             "candidate_accounts": len(self.accounts),
             "radioactivity": self.radioactivity.to_dict() if self.radioactivity else None,
             "canaries": self.canaries.to_dict() if self.canaries else None,
+            "keyed_canaries": self.keyed_canaries.to_dict() if self.keyed_canaries else None,
             "identity": self.identity.to_dict() if self.identity else None,
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
             "skipped": self.skipped,
@@ -195,6 +220,13 @@ def run_audit(
         texts, prompts_used = list(suspect.texts), list(suspect.prompts)
         why = "a corpus cannot be prompted; audit an endpoint to run the probes"
         skipped["identity"] = skipped["fingerprint"] = why
+        keyed = (
+            keyed_canary_recall(
+                dict(keys), texts=texts, count=opts.keyed_canaries, alpha=opts.alpha
+            )
+            if opts.keyed_canaries
+            else None
+        )
     else:
         mode = "endpoint"
         prompts_used = [p for p in opts.prompts for _ in range(opts.samples_per_prompt)]
@@ -218,6 +250,7 @@ def run_audit(
                 "fingerprint", opts.fingerprint_prompts, suspect, reference, opts, say
             )
             extra_texts = identity.suspect + fingerprint.suspect
+        keyed = _ask_keyed_canaries(suspect, keys, opts, say, skipped)
         triggers = [c.trigger for c in opts.canaries if c.trigger]
         if triggers:
             trig = [t for t in triggers for _ in range(opts.canary_samples)]
@@ -256,9 +289,36 @@ def run_audit(
         accounts=list(keys),
         radioactivity=radio,
         canaries=canaries,
+        keyed_canaries=keyed,
         identity=identity,
         fingerprint=fingerprint,
         skipped=skipped,
+    )
+
+
+def _ask_keyed_canaries(
+    suspect: EndpointSuspect,
+    keys: Mapping[str, bytes],
+    opts: AuditOptions,
+    say: Progress,
+    skipped: dict[str, str],
+) -> KeyedCanaryResult | None:
+    if not opts.keyed_canaries:
+        skipped["keyed_canaries"] = "disabled"
+        return None
+    if len(keys) > opts.keyed_canary_max_accounts:
+        skipped["keyed_canaries"] = (
+            f"{len(keys)} candidate accounts would need {len(keys) * opts.keyed_canaries} "
+            f"questions; narrow the candidates to at most {opts.keyed_canary_max_accounts}"
+        )
+        return None
+    questions = keyed_canary_questions(dict(keys), opts.keyed_canaries)
+    counter = _Counter("keyed canaries: asking", len(questions), say)
+    answers = suspect.generate(
+        [c.question for _, c in questions], max_tokens=16, temperature=0.0, progress=counter
+    )
+    return keyed_canary_recall(
+        dict(keys), answers=answers, count=opts.keyed_canaries, alpha=opts.alpha
     )
 
 

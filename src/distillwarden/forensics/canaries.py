@@ -1,5 +1,9 @@
 """Canary recall: does the suspect reproduce the per-account canaries we planted?
 
+Two kinds: the keyed canaries the gateway inserts (``distillwarden.watermark.canary``:
+invented facts derived from each account's key, tested by asking the suspect for them), and
+free-form canaries listed in a file, described below.
+
 A canary is a rare, made-up string (a fictional fact, a unique phrase) served only to one
 account. A model that reproduces it has seen that account's outputs. Canaries are read from
 a JSONL file (``{"account", "canary", "trigger"?, "decoy"?}``); a *trigger* is a prompt
@@ -22,7 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Canary", "CanaryHit", "CanaryResult", "canary_recall", "match_canary", "read_canaries"]
+__all__ = [
+    "AccountCanaryRecall",
+    "Canary",
+    "CanaryHit",
+    "CanaryResult",
+    "KeyedCanaryResult",
+    "canary_recall",
+    "keyed_canary_questions",
+    "keyed_canary_recall",
+    "match_canary",
+    "read_canaries",
+]
 
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 
@@ -194,3 +209,102 @@ def canary_recall(
         ]
         p = float(fisher_exact(table, alternative="greater").pvalue)
     return CanaryResult(len(real), len(decoys), hits, decoy_hits, p, len(texts))
+
+
+@dataclass(frozen=True)
+class AccountCanaryRecall:
+    """One account's keyed canaries (``distillwarden.watermark.canary``) asked of the suspect."""
+
+    account: str
+    asked: int
+    recalled: int
+    log10_p: float
+    log10_p_holm: float
+    significant: bool
+    hits: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class KeyedCanaryResult:
+    """Recall of every candidate account's keyed canaries, Holm-adjusted over accounts.
+
+    In endpoint mode the suspect is asked each canary's question and an answer counts when
+    it contains the canary's four-digit value (chance 1/9000 per question, exact binomial
+    tail). In corpus mode a text counts when it states a canary's subject and value; no
+    p-value is given there (the corpus was not produced by asking)."""
+
+    mode: str
+    alpha: float
+    accounts: list[AccountCanaryRecall]
+
+    @property
+    def attributed(self) -> list[AccountCanaryRecall]:
+        return [a for a in self.accounts if a.significant]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "alpha": self.alpha,
+            "attributed": [a.account for a in self.attributed],
+            "accounts": [a.__dict__ for a in self.accounts],
+        }
+
+
+def keyed_canary_questions(keys: dict[str, bytes], count: int = 8) -> list[tuple[str, Any]]:
+    """``(account, canary)`` for every candidate account's keyed canaries, in order."""
+    from ..watermark.canary import CanarySet
+
+    return [(a, c) for a, key in keys.items() for c in CanarySet(key, count=count).canaries]
+
+
+def keyed_canary_recall(
+    keys: dict[str, bytes],
+    *,
+    answers: Sequence[str] | None = None,
+    texts: Sequence[str] | None = None,
+    count: int = 8,
+    alpha: float = 1e-3,
+) -> KeyedCanaryResult:
+    """Score the suspect's ``answers`` to :func:`keyed_canary_questions` (endpoint mode) or
+    search ``texts`` for the canaries (corpus mode)."""
+    import numpy as np
+
+    from ..watermark.canary import CanarySet
+    from ..watermark.stats import LN10, holm_log
+
+    rows: list[AccountCanaryRecall] = []
+    mode = "questions" if answers is not None else "corpus"
+    offset = 0
+    for account, key in keys.items():
+        cs = CanarySet(key, count=count)
+        hits: list[dict[str, str]] = []
+        if answers is not None:
+            mine = list(answers[offset : offset + count])
+            offset += count
+            rec = cs.recall(mine)
+            for c, a in zip(cs.canaries, mine, strict=True):
+                if c.value in re.findall(r"\d{4}", a):
+                    hits.append({"canary": f"{c.subject} is {c.value}", "answer": a[:200]})
+            rows.append(
+                AccountCanaryRecall(account, rec.asked, rec.recalled, rec.log10_p, 0.0, False, hits)
+            )
+        else:
+            found: set[str] = set()
+            for text in texts or ():
+                for c in cs.found_in(text):
+                    if c.subject not in found:
+                        found.add(c.subject)
+                        hits.append({"canary": f"{c.subject} is {c.value}", "answer": text[:200]})
+            rows.append(AccountCanaryRecall(account, count, len(found), 0.0, 0.0, False, hits))
+    if answers is not None and rows:
+        log_p = np.array([r.log10_p * LN10 for r in rows])
+        holm = holm_log(log_p) / LN10
+        limit = np.log10(alpha)
+        rows = [
+            AccountCanaryRecall(
+                r.account, r.asked, r.recalled, r.log10_p, float(h), bool(h <= limit), r.hits
+            )
+            for r, h in zip(rows, holm, strict=True)
+        ]
+    rows.sort(key=lambda r: (r.log10_p_holm, -r.recalled))
+    return KeyedCanaryResult(mode, alpha, rows)

@@ -57,7 +57,7 @@ green list (γ = {{ '%.4f' % ra.gamma }}) is compared with its exact binomial nu
 {% for e in ra.examples %}<p class="muted">text {{ e.index }}: {{ e.green }}/{{ e.scored_pairs }} green, log10 p = {{ fmt(e.log10_p) }}</p><pre>{{ e.excerpt }}</pre>{% endfor %}{% endif %}
 {% else %}<p class="muted">Skipped.</p>{% endif %}
 
-<h2>2. Canary recall</h2>
+<h2>2. Canary recall (listed canaries)</h2>
 {% set ca = d.canaries %}
 {% if ca %}
 <p>{{ ca.recalled }} of {{ ca.canaries }} planted canaries found in {{ ca.texts_searched }} texts
@@ -66,6 +66,19 @@ green list (γ = {{ '%.4f' % ra.gamma }}) is compared with its exact binomial nu
 {% if ca.hits %}<table><tr><th>account</th><th>canary</th><th>match</th><th>excerpt</th></tr>
 {% for h in ca.hits %}<tr><td>{{ h.account }}</td><td>{{ h.canary }}</td><td>{{ h.kind }} ({{ '%.2f' % h.score }})</td><td>{{ h.excerpt }}</td></tr>{% endfor %}</table>{% endif %}
 {% else %}<p class="muted">Skipped: {{ d.skipped.get('canaries', '') }}</p>{% endif %}
+
+<h2>2b. Keyed canaries</h2>
+{% set kc = d.keyed_canaries %}
+{% if kc %}
+<p>{% if kc.mode == 'questions' %}Each candidate account's invented facts (derived from its key) were asked of
+the suspect; a right four-digit answer has chance 1/9000, so the p-value is an exact binomial
+tail, Holm-adjusted over accounts.{% else %}The corpus was searched for each account's invented facts
+(subject and value together).{% endif %}</p>
+<table><tr><th>account</th><th>recalled / asked</th><th>log10 p</th><th>log10 p (Holm)</th><th>example</th></tr>
+{% for a in kc.accounts[:20] %}<tr><td>{{ a.account }}</td><td class="num">{{ a.recalled }} / {{ a.asked }}</td>
+<td class="num">{{ fmt(a.log10_p) }}</td><td class="num {% if a.significant %}sig{% endif %}">{{ fmt(a.log10_p_holm) }}</td>
+<td>{% if a.hits %}{{ a.hits[0].canary }} → {{ a.hits[0].answer }}{% endif %}</td></tr>{% endfor %}</table>
+{% else %}<p class="muted">Skipped: {{ d.skipped.get('keyed_canaries', '') }}</p>{% endif %}
 
 {% for key, title in [('identity', '3. Identity probes'), ('fingerprint', '4. Fingerprint probes')] %}
 <h2>{{ title }}</h2>
