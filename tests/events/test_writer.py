@@ -285,3 +285,31 @@ def test_fast_and_line_by_line_conversion_agree(events_dir: Path, tmp_path: Path
     assert a.equals(b)
     assert a.column("prompt_text")[0].as_py() == "naïve ☃ \"quoted\"\nline"
     assert a.column("temperature")[0].as_py() == pytest.approx(0.7)
+
+
+def test_partial_write_on_full_disk_does_not_corrupt_later_events(events_dir: Path,
+                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import distillwarden.events.writer as writer_mod
+
+    real_write = os.write
+    state = {"fail": 0}
+
+    def half_then_enospc(fd: int, data) -> int:  # type: ignore[no-untyped-def]
+        # What the kernel does when the disk fills mid-write: a short write, then ENOSPC.
+        if state["fail"] == 2:
+            state["fail"] = 1
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        if state["fail"] == 1:
+            state["fail"] = 0
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(writer_mod.os, "write", half_then_enospc)
+    with EventWriter(events_dir) as w:
+        w.append(make_event(1))
+        state["fail"] = 2
+        with pytest.raises(OSError, match="No space"):
+            w.append(make_event(2))
+        w.append(make_event(3))
+    assert _ids(events_dir) == ["evt_test_00000001", "evt_test_00000003"]
+    assert w.events_rejected == 0

@@ -213,7 +213,8 @@ class EventWriter:
 
         ``ts`` may be a datetime (naive means UTC), epoch microseconds or absent (now);
         ``event_id`` is generated when absent. When this returns the event survives a
-        ``kill -9``; it reaches a segment within ``segment_max_age_s``.
+        ``kill -9``; it reaches a segment within ``segment_max_age_s``. Raises ``OSError``
+        (e.g. disk full) when the event could not be spooled: it was not recorded.
         """
         ts = event.get("ts")
         if type(ts) is not int or "event_id" not in event:
@@ -231,11 +232,17 @@ class EventWriter:
                 raise EventLogError("append after close(): the event was not recorded")
             spool = self._current or self._open_spool_locked()
             view = memoryview(line)
-            while view:
-                written = os.write(spool.fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fsync(spool.fd)
+            try:
+                while view:
+                    written = os.write(spool.fd, view)
+                    view = view[written:]
+                if self.fsync:
+                    os.fsync(spool.fd)
+            except OSError:
+                # Part of the line may be on disk (disk full): retire this spool so that any
+                # fragment stays its torn last line and cannot corrupt the next event.
+                self._rotate_locked()
+                raise
             spool.count += 1
             if spool.first_append is None:
                 spool.first_append = time.time()
