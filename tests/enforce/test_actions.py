@@ -100,7 +100,15 @@ def test_default_policy_applies_cluster_suspension_with_audit_case_and_feed(
         assert actions.count("status.set") == 5 and "policy.apply" in actions
         assert "org.flag" in actions
         cases = list(s.scalars(select(Case)))
-        assert {c.org_id for c in cases} >= {"hydra0", "bigco"}
+        # one case for the whole hydra cluster, one review case for the strategic account
+        cluster_cases = [c for c in cases if c.cluster_id == "c1"]
+        assert len(cluster_cases) == 1 and cluster_cases[0].org_id is None
+        assert {p.case_id for p in plans if p.org_id.startswith("hydra")} == {cluster_cases[0].id}
+        assert "bigco" in {c.org_id for c in cases}
+        from distillwarden.enforce.cases import timeline
+
+        kinds = [e["kind"] for e in timeline(s, cluster_cases[0].id)]
+        assert kinds.count("action") == 4 and kinds.count("finding") == 1
         assert s.get(Finding, "f-h0").state == "actioned"
         assert s.get(Finding, "f-big").state == "flagged"
     # notices: one .eml per contacted account that was warned or suspended

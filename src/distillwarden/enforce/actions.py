@@ -81,6 +81,7 @@ class PlannedAction:
     rule_id: str | None = None
     finding_ids: list[str] = field(default_factory=list)
     cluster_id: str | None = None
+    scope: str = "account"
     requested: str | None = None
     capped_by: str | None = None
     throttle_factor: float | None = None
@@ -191,7 +192,16 @@ def _execute(
         if p.skipped is not None:
             continue
         cid = case_id
-        if cid is None and p.open_case and p.action in ("flag", "suspend", "terminate"):
+        cluster = session.get(Cluster, p.cluster_id) if p.cluster_id else None
+        known_findings = [f for f in p.finding_ids if session.get(Finding, f) is not None]
+        if cid is None and p.open_case and p.scope == "cluster" and cluster is not None:
+            case, _ = case_ops.open_case_for_cluster(
+                session, cluster.id, actor=actor, reason=p.reason, finding_ids=known_findings,
+                title=f"{p.action.capitalize()} of cluster {cluster.id} "
+                f"({len(cluster.members or [])} accounts) pending investigation",
+            )
+            cid = case.id
+        elif cid is None and p.open_case and p.action in ("flag", "suspend", "terminate"):
             title = {
                 "flag": f"Review {p.org_id}",
                 "suspend": f"Suspension of {p.org_id} pending investigation",
@@ -199,9 +209,7 @@ def _execute(
             }[p.action]
             case, _ = case_ops.open_case_for(
                 session, p.org_id, title=title, actor=actor, reason=p.reason,
-                finding_ids=[f for f in p.finding_ids if session.get(Finding, f) is not None],
-                cluster_id=p.cluster_id if p.cluster_id and session.get(Cluster, p.cluster_id)
-                else None,
+                finding_ids=known_findings, cluster_id=cluster.id if cluster else None,
             )
             cid = case.id
         p.case_id = cid
@@ -382,9 +390,11 @@ def plan_policy(
         if d.rule is None:
             continue
         targets = [org]
-        if d.rule.then.scope == "cluster" and ff.cluster_id:
-            targets = resolve_targets(session, org_ids=[org.id], cluster_id=ff.cluster_id) if \
-                session.get(Cluster, ff.cluster_id) is not None else [org]
+        scope = "account"
+        if (d.rule.then.scope == "cluster" and ff.cluster_id
+                and session.get(Cluster, ff.cluster_id) is not None):
+            targets = resolve_targets(session, org_ids=[org.id], cluster_id=ff.cluster_id)
+            scope = "cluster"
         for target in targets:
             td = d if target.id == org.id else policy.decide(ff, facts_for(target))
             if td.rule is None or td.action == "none":
@@ -399,7 +409,8 @@ def plan_policy(
             fids = [ff.finding_id] if ff.finding_id else []
             plan = _plan_one(
                 target, td.action, reason, escalate_only=True, rule_id=d.rule.id,
-                finding_ids=fids, cluster_id=ff.cluster_id, requested=td.requested,
+                finding_ids=fids, cluster_id=ff.cluster_id, scope=scope,
+                requested=td.requested,
                 capped_by=td.capped_by,
                 throttle_factor=d.rule.then.throttle_factor if td.action == "throttle" else None,
                 notify=d.rule.then.notify, open_case=d.rule.then.open_case,

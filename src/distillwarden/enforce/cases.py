@@ -44,6 +44,7 @@ __all__ = [
     "get_case",
     "open_case",
     "open_case_for",
+    "open_case_for_cluster",
     "record_response",
     "timeline",
 ]
@@ -185,13 +186,39 @@ def open_case_for(
         case = open_case(session, title=title, actor=actor, org_id=org_id,
                          cluster_id=cluster_id, finding_ids=finding_ids, reason=reason)
         return case, True
-    have = {
-        e.body.get("finding", {}).get("id") for e in existing.entries if e.kind == "finding"
-    }
+    _attach_new(session, existing, finding_ids, actor)
+    return existing, False
+
+
+def open_case_for_cluster(
+    session: Session, cluster_id: str, *, title: str, actor: str, reason: str,
+    finding_ids: Sequence[str] = (),
+) -> tuple[Case, bool]:
+    """The cluster's open case (attaching new findings) or a new one: one investigation for
+    all the accounts of a hydra, not one per account. Returns ``(case, created)``."""
+    existing = session.scalars(
+        select(Case)
+        .where(Case.cluster_id == cluster_id, Case.org_id.is_(None), Case.state != "closed")
+        .order_by(Case.created_at.desc())
+        .limit(1)
+    ).first()
+    if existing is None:
+        case = open_case(session, title=title, actor=actor, cluster_id=cluster_id,
+                         finding_ids=finding_ids, reason=reason)
+        return case, True
+    _attach_new(session, existing, finding_ids, actor)
+    return existing, False
+
+
+def _attach_new(session: Session, case: Case, finding_ids: Sequence[str], actor: str) -> None:
+    rows = session.scalars(
+        select(CaseEntry).where(CaseEntry.case_id == case.id, CaseEntry.kind == "finding")
+    )
+    have = {(e.body or {}).get("finding", {}).get("id") for e in rows}
     for fid in finding_ids:
         if fid not in have:
-            attach_finding(session, existing.id, fid, actor=actor)
-    return existing, False
+            attach_finding(session, case.id, fid, actor=actor)
+            have.add(fid)
 
 
 def _get_finding(session: Session, finding_id: str) -> Finding:
