@@ -12,6 +12,7 @@ from distillwarden.watermark.greenlist import (
     context_hash_np,
     context_hash_torch,
     gamma_threshold,
+    green_count_matrix_np,
     green_mask_torch,
     green_np,
     green_torch,
@@ -20,6 +21,8 @@ from distillwarden.watermark.greenlist import (
     score_torch,
     token_hash_np,
     token_hash_torch,
+    token_premix_np,
+    window_digest_np,
 )
 
 
@@ -93,3 +96,18 @@ def test_short_keys_rejected() -> None:
         assert "derive_account_key" in str(exc)
     else:
         raise AssertionError("8-byte key accepted")
+
+
+def test_count_kernel_matches_elementwise_scores(rng: np.random.Generator) -> None:
+    keys = [derive_account_key(b"m", f"k{i}") for i in range(37)]
+    windows = rng.integers(0, 49_152, (501, 2))
+    tokens = rng.integers(0, 49_152, 501)
+    words = [key_words(k) for k in keys]
+    k_ctx = np.array([w[0] for w in words], dtype=np.uint64)
+    k_tok = np.array([w[1] for w in words], dtype=np.uint64)
+    thr = gamma_threshold(0.25)
+    got = green_count_matrix_np(
+        k_ctx, k_tok, window_digest_np(windows), token_premix_np(tokens), thr, block=1000
+    )
+    want = [int(green_np(k, windows, tokens, 0.25).sum()) for k in keys]
+    assert got.tolist() == want

@@ -18,7 +18,16 @@ from typing import Literal
 import numpy as np
 
 from .config import TokenizerLike, WatermarkConfig, derive_account_key
-from .greenlist import context_hash_np, gamma_threshold, key_words, score_np, token_hash_np
+from .greenlist import (
+    context_hash_np,
+    gamma_threshold,
+    green_count_matrix_np,
+    key_words,
+    score_np,
+    token_hash_np,
+    token_premix_np,
+    window_digest_np,
+)
 from .stats import LN10, binom_log_sf, binom_log_sf_array, bonferroni_log, holm_log
 
 __all__ = [
@@ -137,19 +146,17 @@ def green_bits(pairs: ScoredPairs, key: bytes, gamma: float) -> np.ndarray:
 def green_counts(
     pairs: ScoredPairs, keys: Sequence[bytes], gamma: float, progress: Progress | None = None
 ) -> np.ndarray:
-    """Green counts of ``pairs`` under each key: one vectorised (keys × pairs) pass, in
-    chunks of about two million scores."""
+    """Green counts of ``pairs`` under each key: one vectorised (keys × pairs) pass; the
+    key-free window digests and token premixes are computed once for all keys."""
     k_ctx, k_tok = _key_matrix(keys)
-    thr = np.uint64(gamma_threshold(gamma))
-    m = max(1, pairs.count)
-    step = max(1, _CHUNK_ELEMENTS // m)
+    thr = gamma_threshold(gamma)
+    digests = window_digest_np(pairs.windows)
+    premix = token_premix_np(pairs.tokens)
     out = np.zeros(len(keys), dtype=np.int64)
+    step = max(1, _CHUNK_ELEMENTS // max(1, pairs.count))
     for s in range(0, len(keys), step):
         e = min(len(keys), s + step)
-        if pairs.count:
-            c = context_hash_np(k_ctx[s:e, None], pairs.windows[None, :, :])
-            t = token_hash_np(k_tok[s:e, None], pairs.tokens[None, :])
-            out[s:e] = (score_np(c, t) < thr).sum(axis=1)
+        out[s:e] = green_count_matrix_np(k_ctx[s:e], k_tok[s:e], digests, premix, thr)
         if progress is not None:
             progress(e, len(keys))
     return out

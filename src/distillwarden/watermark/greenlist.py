@@ -10,7 +10,8 @@ constant, all arithmetic modulo 2^64::
 
     k_ctx, k_tok   = words of the 32-byte account key (little endian)
     token_hash(v)  = mix(k_tok ^ mix(v * G + 1))
-    context_hash   = c := k_ctx; for t in window: c := mix(c ^ mix(t * G + 2))
+    window_digest  = w := G; for t in window: w := mix(w ^ mix(t * G + 2))   (key-free)
+    context_hash   = mix(k_ctx ^ window_digest)
     score(c, v)    = mix(c ^ token_hash(v)) >> 32                     (32-bit uniform)
     green          = score < threshold(gamma) = round(gamma * 2^32)
 
@@ -32,6 +33,7 @@ __all__ = [
     "context_hash_np",
     "context_hash_torch",
     "gamma_threshold",
+    "green_count_matrix_np",
     "green_mask_torch",
     "green_np",
     "green_torch",
@@ -40,6 +42,8 @@ __all__ = [
     "score_torch",
     "token_hash_np",
     "token_hash_torch",
+    "token_premix_np",
+    "window_digest_np",
 ]
 
 SCHEME = "dw-mix64-v1"
@@ -107,14 +111,20 @@ def token_hash_np(k_tok: IntArray, tokens: np.ndarray) -> np.ndarray:
     return _mix_np(_u64(k_tok) ^ _tok_premix_np(tokens, 1))
 
 
+def window_digest_np(windows: np.ndarray) -> np.ndarray:
+    """Key-free 64-bit digest of context windows ``(..., h)`` (computed once per window,
+    then keyed by one mix per key in :func:`context_hash_np`)."""
+    w = np.asarray(windows)
+    pre = _tok_premix_np(w, 2)
+    d = np.full(w.shape[:-1], _G, dtype=np.uint64)
+    for i in range(w.shape[-1]):
+        d = _mix_np(d ^ pre[..., i])
+    return d
+
+
 def context_hash_np(k_ctx: IntArray, windows: np.ndarray) -> np.ndarray:
     """Keyed hash of context windows ``(..., h)``; ``k_ctx`` broadcasts against ``...``."""
-    w = np.asarray(windows)
-    c = _u64(k_ctx)
-    pre = _tok_premix_np(w, 2)
-    for i in range(w.shape[-1]):
-        c = _mix_np(c ^ pre[..., i])
-    return c
+    return _mix_np(_u64(k_ctx) ^ window_digest_np(windows))
 
 
 def score_np(ctx_hash: IntArray, tok_hash: IntArray) -> np.ndarray:
@@ -128,6 +138,55 @@ def green_np(key: bytes, windows: np.ndarray, tokens: np.ndarray, gamma: float) 
     c = context_hash_np(np.uint64(k_ctx), windows)
     t = token_hash_np(np.uint64(k_tok), tokens)
     return score_np(c, t) < np.uint64(gamma_threshold(gamma))
+
+
+def _mix_inplace_np(z: np.ndarray, t: np.ndarray) -> None:
+    np.right_shift(z, np.uint64(30), out=t)
+    z ^= t
+    z *= np.uint64(_C1)
+    np.right_shift(z, np.uint64(27), out=t)
+    z ^= t
+    z *= np.uint64(_C2)
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+
+
+def green_count_matrix_np(
+    k_ctx: np.ndarray,
+    k_tok: np.ndarray,
+    digests: np.ndarray,
+    token_premix: np.ndarray,
+    threshold: int,
+    *,
+    block: int = 1 << 16,
+) -> np.ndarray:
+    """Green counts for each key (``k_ctx``/``k_tok`` of shape ``(K,)``) over the same pairs
+    (window digests and token premixes, ``(m,)``): the detector's hot loop, in place and in
+    cache-sized blocks. Equals ``(score_np(ctx, tok) < threshold).sum(1)``."""
+    k_ctx = _u64(k_ctx)
+    k_tok = _u64(k_tok)
+    m = int(digests.size)
+    counts = np.zeros(k_ctx.size, dtype=np.int64)
+    if m == 0:
+        return counts
+    rows = max(1, block // m)
+    limit = np.uint64(threshold << 32)
+    for s in range(0, k_ctx.size, rows):
+        e = min(k_ctx.size, s + rows)
+        c = np.bitwise_xor(k_ctx[s:e, None], digests[None, :])
+        t = np.empty_like(c)
+        _mix_inplace_np(c, t)
+        z = np.bitwise_xor(k_tok[s:e, None], token_premix[None, :])
+        _mix_inplace_np(z, t)
+        z ^= c
+        _mix_inplace_np(z, t)
+        counts[s:e] = (z < limit).sum(axis=1)
+    return counts
+
+
+def token_premix_np(tokens: np.ndarray) -> np.ndarray:
+    """Key-free token premix (the inner mix of :func:`token_hash_np`)."""
+    return _tok_premix_np(np.asarray(tokens), 1)
 
 
 # ---------------------------------------------------------------------------------- torch
@@ -155,11 +214,11 @@ def token_hash_torch(k_tok: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 def context_hash_torch(k_ctx: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
     """Torch twin of :func:`context_hash_np`: ``windows`` is ``(..., h)``."""
-    c = k_ctx
     pre = _tok_premix_torch(windows, 2)
+    d = pre.new_full(windows.shape[:-1], _signed(_G))
     for i in range(windows.shape[-1]):
-        c = _mix_torch(c ^ pre[..., i])
-    return c
+        d = _mix_torch(d ^ pre[..., i])
+    return _mix_torch(k_ctx ^ d)
 
 
 def score_torch(ctx_hash: torch.Tensor, tok_hash: torch.Tensor) -> torch.Tensor:
