@@ -233,3 +233,12 @@ def test_decision_is_the_most_severe_matching_rule(
     assert d.matched == [r.id for r in matched]
     expected = max((r.then.action for r in matched), key=action_rank, default="none")
     assert d.requested == expected
+
+
+def test_package_exports_resolve() -> None:
+    import distillwarden.enforce as enforce
+
+    for name in enforce.__all__:
+        assert callable(getattr(enforce, name)) or name == "ACTION_ORDER"
+    with pytest.raises(AttributeError):
+        enforce.no_such_thing  # noqa: B018

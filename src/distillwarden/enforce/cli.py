@@ -609,14 +609,25 @@ def webhook_list(config: ConfigOpt = None) -> None:
 
 
 @webhook_app.command("deliver")
-def webhook_deliver(config: ConfigOpt = None) -> None:
-    """Send every due delivery once (run from cron or a loop); retries are scheduled."""
+def webhook_deliver(
+    config: ConfigOpt = None,
+    watch: Annotated[float | None, typer.Option(
+        "--watch", help="keep delivering, checking every SECONDS (Ctrl-C to stop)")] = None,
+) -> None:
+    """Send every due delivery (once, or continuously with --watch); retries are scheduled."""
+    import time
+
     from .webhooks import deliver_due
 
-    with _session(config) as (settings, s):
-        rep = deliver_due(s, allow_private=settings.webhooks_allow_private)
-    typer.echo(f"delivered {len(rep.delivered)}, retrying {len(rep.retrying)}, "
-               f"failed {len(rep.failed)}")
+    while True:
+        with _session(config) as (settings, s):
+            rep = deliver_due(s, allow_private=settings.webhooks_allow_private)
+        if watch is None or rep.delivered or rep.retrying or rep.failed:
+            typer.echo(f"delivered {len(rep.delivered)}, retrying {len(rep.retrying)}, "
+                       f"failed {len(rep.failed)}")
+        if watch is None:
+            return
+        time.sleep(max(0.1, watch))
 
 
 # --------------------------------------------------------------------------- indicators
