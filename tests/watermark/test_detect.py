@@ -13,6 +13,7 @@ from distillwarden.watermark.detect import (
     attribute,
     attribute_tokens,
     detect,
+    detect_batch,
     detect_tokens,
     prepare_pairs,
     scan_tokens,
@@ -165,3 +166,25 @@ def test_false_positive_rate_is_calibrated_under_null(rng: np.random.Generator) 
         0.01 * trials + 3.3 * math.sqrt(trials * 0.0099),
     )
     assert lo <= rejections <= hi
+
+
+def test_batch_detection_equals_per_text(rng: np.random.Generator, marked: torch.Tensor) -> None:
+    rows = []
+    for i in range(24):
+        n = int(rng.integers(0, 120))
+        if i % 4 == 0:
+            rows.append((rng.integers(0, 500, 5).tolist() * 40)[:n])
+        elif i % 4 == 1:
+            rows.append(marked[i % 4, :n].tolist())
+        else:
+            rows.append(rng.integers(0, 500, n).tolist())
+    length = max(len(r) for r in rows)
+    mat = np.zeros((len(rows), length), dtype=np.int64)
+    for i, r in enumerate(rows):
+        mat[i, : len(r)] = r
+    keys = [_key(f"acct-{i % 4}") for i in range(len(rows))]
+    batch = detect_batch(mat, np.array([len(r) for r in rows]), keys, CFG)
+    for i, r in enumerate(rows):
+        one = detect_tokens(r, CFG, keys[i])
+        assert (batch.scored[i], batch.green[i]) == (one.scored_tokens, one.green_tokens)
+        assert batch.log_p[i] / math.log(10) == pytest.approx(one.log10_p)

@@ -14,6 +14,7 @@ from distillwarden.watermark.stats import (
     LN10,
     binom_log_sf,
     binom_log_sf_array,
+    binom_log_sf_randomized,
     bonferroni_log,
     holm_log,
     normal_approx_log_sf,
@@ -82,3 +83,16 @@ def test_holm_and_bonferroni() -> None:
     bonf = np.exp(bonferroni_log(np.log(p), 4))
     assert bonf == pytest.approx([0.04, 0.16, 0.12, 1.0])
     assert np.all(holm <= bonf + 1e-12)
+
+
+def test_randomized_p_value_is_exactly_uniform_and_bounded(rng: np.random.Generator) -> None:
+    n = np.full(200_000, 12)
+    k = rng.binomial(12, 0.25, n.size)
+    u = rng.uniform(size=n.size)
+    pr = np.exp(binom_log_sf_randomized(k, n, 0.25, u))
+    conservative = np.exp(binom_log_sf_array(k, n, 0.25))
+    assert np.all(pr <= conservative + 1e-12)
+    for alpha in (0.01, 0.05, 0.2):
+        # the conservative test is well below alpha at n = 12; the randomised one is exact
+        assert (conservative <= alpha).mean() < 0.8 * alpha
+        assert abs((pr <= alpha).mean() - alpha) < 4 * math.sqrt(alpha / n.size)
