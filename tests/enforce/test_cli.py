@@ -81,3 +81,28 @@ def test_actions_cases_and_bundle(cfg: Path, tmp_path: Path) -> None:
     code, out = run("webhook", "add", "http://192.168.1.10/hook", "--config", c)
     assert code == 1 and "private" in out
     assert list((tmp_path / "data" / "outbox").glob("*_acme_suspend_*.eml"))
+
+
+def test_webhook_add_warn_and_deliver_signed(tmp_path: Path) -> None:
+    from distillwarden.enforce.webhooks import SIGNATURE_HEADER, verify_signature
+
+    from .test_webhooks import Receiver
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\nsecret: s\nwebhooks_allow_private: true\n")
+    c = str(cfg)
+    receiver = Receiver()
+    try:
+        code, out = run("webhook", "add", receiver.url, "--event", "account.*", "--config", c)
+        assert code == 0
+        secret = out.split("signing secret (shown once): ")[1].strip()
+        assert run("org", "create", "Acme", "--id", "acme", "--config", c)[0] == 0
+        assert run("action", "warn", "acme", "-r", "benchmark scraping", "--config", c)[0] == 0
+        code, out = run("webhook", "deliver", "--config", c)
+        assert code == 0 and "delivered 1" in out
+    finally:
+        receiver.close()
+    (got,) = receiver.received
+    headers = {k.lower(): v for k, v in got["headers"].items()}
+    verify_signature(secret, got["body"], headers[SIGNATURE_HEADER])
+    assert json.loads(got["body"])["data"]["reason"] == "benchmark scraping"

@@ -617,17 +617,27 @@ def webhook_deliver(
     """Send every due delivery (once, or continuously with --watch); retries are scheduled."""
     import time
 
+    from ..store.db import make_engine, make_sessionmaker, session_scope
     from .webhooks import deliver_due
 
-    while True:
-        with _session(config) as (settings, s):
-            rep = deliver_due(s, allow_private=settings.webhooks_allow_private)
-        if watch is None or rep.delivered or rep.retrying or rep.failed:
-            typer.echo(f"delivered {len(rep.delivered)}, retrying {len(rep.retrying)}, "
-                       f"failed {len(rep.failed)}")
-        if watch is None:
-            return
-        time.sleep(max(0.1, watch))
+    with _session(config) as (settings, _):  # validates the config and migrates once
+        pass
+    engine = make_engine(settings.effective_database_url)
+    factory = make_sessionmaker(engine)
+    try:
+        while True:
+            with session_scope(factory) as s:
+                rep = deliver_due(s, allow_private=settings.webhooks_allow_private)
+            if watch is None or rep.delivered or rep.retrying or rep.failed:
+                typer.echo(f"delivered {len(rep.delivered)}, retrying {len(rep.retrying)}, "
+                           f"failed {len(rep.failed)}")
+            if watch is None:
+                return
+            time.sleep(max(0.1, watch))
+    except KeyboardInterrupt:
+        return
+    finally:
+        engine.dispose()
 
 
 # --------------------------------------------------------------------------- indicators
