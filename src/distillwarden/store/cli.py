@@ -753,8 +753,11 @@ def audit_verify(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the hash chain: detects any edited, removed or reordered entry, and with
-    --anchor a cut-off or recomputed chain (exit 1 if broken)."""
+    """Check the hash chain (exit 1 if broken).
+
+    Detects any edited, removed or reordered entry; with --anchor also a cut-off or
+    recomputed chain.
+    """
     from ..store import audit
     from ..store.errors import StoreError
 
@@ -785,8 +788,10 @@ def audit_verify(
 
 @audit_app.command("head")
 def audit_head(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Print the latest entry as SEQ:HASH; keep it outside the database (ticket, e-mail)
-    and pass it to `audit verify --anchor` later."""
+    """Print the latest entry as SEQ:HASH, to keep outside the database.
+
+    Record it in a ticket or an e-mail and pass it to `audit verify --anchor` later.
+    """
     from ..store import audit
 
     anchor = _run(config, lambda _s, s: audit.head(s))
