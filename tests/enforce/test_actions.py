@@ -17,7 +17,7 @@ from distillwarden.enforce.actions import (
 from distillwarden.enforce.policy import default_policy_path, load_policy, parse_policy
 from distillwarden.store import audit, services
 from distillwarden.store.db import session_scope
-from distillwarden.store.errors import NotFound
+from distillwarden.store.errors import InvalidInput, NotFound
 from distillwarden.store.models import (
     ApiKey,
     AuditEntry,
@@ -223,3 +223,21 @@ def test_warn_queues_webhook_event_once_per_change(db: sessionmaker[Session]) ->
         rows = list(s.scalars(select(WebhookDelivery)))
     assert [r.event for r in rows] == ["account.warn"]
     assert rows[0].payload["org_id"] == "acme" and rows[0].payload["status"] == "warned"
+
+
+def test_detect_finding_records_as_dicts_are_accepted(db: sessionmaker[Session]) -> None:
+    """The JSON form of detect's findings (FindingRecord.as_dict) plans like the rows."""
+    record = {
+        "id": "fnd_x", "org_id": "hydra2", "cluster_id": "c9", "detector": "distillation",
+        "risk": 3.2, "p_value": 10**-3.2, "threshold_fpr": 0.001,
+        "signals": {"share_cot": {"p_value": 1e-4, "value": 0.8, "means": "CoT"}},
+        "evidence": {"requests": 40, "cluster": {"id": "c9", "size": 5}},
+        "window_start": None, "window_end": None,
+    }
+    policy = load_policy(default_policy_path())
+    with db() as s:
+        (plan,) = apply_policy(s, [record], policy, actor="p", dry_run=True)
+    # cluster c9 is not in the store: the recorded size (5) still makes the cluster rule fire
+    assert plan.action == "suspend" and plan.rule_id == "hydra-cluster-suspend"
+    with db() as s, pytest.raises(InvalidInput, match="malformed"):
+        apply_policy(s, [{"org_id": "acme", "risk": "high"}], policy, actor="p", dry_run=True)

@@ -307,6 +307,25 @@ def take_action(
 # --- policy -----------------------------------------------------------------------------
 
 
+def _signal_values(signals: Mapping[str, Any] | None) -> dict[str, float]:
+    """Signal name -> value, from plain numbers or detect's ``{"value": …, "p_value": …}``."""
+    out: dict[str, float] = {}
+    for k, v in (signals or {}).items():
+        raw = v.get("value") if isinstance(v, Mapping) else v
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            out[str(k)] = float(raw)
+    return out
+
+
+def _recorded_cluster_size(evidence: Mapping[str, Any] | None) -> int | None:
+    size = ((evidence or {}).get("cluster") or {}).get("size")
+    return max(1, size) if isinstance(size, int) else None
+
+
+#: Fields of a detect finding record (``FindingRecord.as_dict``) that rules do not look at.
+_RECORD_ONLY = ("evidence", "window_start", "window_end", "state", "created_at", "extra")
+
+
 def _finding_facts(session: Session, f: Finding | Mapping[str, Any]) -> FindingFacts:
     if isinstance(f, Finding):
         size = 1
@@ -315,23 +334,27 @@ def _finding_facts(session: Session, f: Finding | Mapping[str, Any]) -> FindingF
             if cluster is not None:
                 size = max(1, len(cluster.members or []))
             else:
-                recorded = ((f.evidence or {}).get("cluster") or {}).get("size")
-                if isinstance(recorded, int):
-                    size = max(1, recorded)
-        signals = {
-            str(k): float(v["value"] if isinstance(v, Mapping) else v)
-            for k, v in (f.signals or {}).items()
-            if isinstance(v, int | float) or (isinstance(v, Mapping) and isinstance(
-                v.get("value"), int | float))
-        }
+                size = _recorded_cluster_size(f.evidence) or 1
         return FindingFacts(
             org_id=f.org_id, risk=float(f.risk), p_value=f.p_value,
             threshold_fpr=f.threshold_fpr, detector=f.detector,
-            signals=signals, cluster_id=f.cluster_id, cluster_size=size, finding_id=f.id,
+            signals=_signal_values(f.signals), cluster_id=f.cluster_id, cluster_size=size,
+            finding_id=f.id,
         )
     if "org_id" not in f:
         raise InvalidInput(f"a finding needs an org_id: {dict(f)!r}")
-    return FindingFacts.from_mapping(f, org_id=str(f["org_id"]))
+    data = {k: v for k, v in f.items() if k not in _RECORD_ONLY}
+    data["signals"] = _signal_values(f.get("signals"))
+    if "cluster_size" not in data and f.get("cluster_id"):
+        cluster = session.get(Cluster, str(f["cluster_id"]))
+        recorded = (len(cluster.members or []) if cluster is not None
+                    else _recorded_cluster_size(f.get("evidence")))
+        if recorded:
+            data["cluster_size"] = recorded
+    try:
+        return FindingFacts.from_mapping(data, org_id=str(f["org_id"]))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"finding for {f['org_id']!r} is malformed: {exc}") from exc
 
 
 def account_facts(session: Session, org: Organization) -> AccountFacts:

@@ -322,6 +322,12 @@ class Policy(_Strict):
         )
 
 
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class FindingFacts:
     """What a rule can look at in a finding."""
@@ -350,7 +356,13 @@ class FindingFacts:
             values["finding_id"] = values.pop("id")
         values.setdefault("org_id", org_id)
         signals = values.get("signals") or {}
-        values["signals"] = {str(k): float(v) for k, v in signals.items()}
+        values["signals"] = {str(k): _number(v, f"signals.{k}") for k, v in signals.items()}
+        values["risk"] = _number(values.get("risk", 0.0), "risk")
+        for name in ("p_value", "threshold_fpr"):
+            if values.get(name) is not None:
+                values[name] = _number(values[name], name)
+        if "cluster_size" in values:
+            values["cluster_size"] = int(_number(values["cluster_size"], "cluster_size"))
         return cls(**values)
 
 
