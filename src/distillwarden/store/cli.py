@@ -870,7 +870,7 @@ def audit_export(
 
 
 @db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = None) -> None:
+def db_upgrade(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Create or upgrade the store's schema (safe to run at every start)."""
     from ..store.migrate import upgrade_database
 
@@ -880,4 +880,7 @@ def db_upgrade(config: ConfigOpt = None) -> None:
         rev = upgrade_database(url)
     except Exception as exc:
         raise _fail(f"cannot migrate {url}: {exc}", 2) from exc
-    _out.print(f"store at {url} is at revision [bold]{rev}[/]")
+    if as_json:
+        _emit_json({"database": url, "revision": rev})
+    else:
+        _out.print(f"store at {escape(url)} is at revision [bold]{rev}[/]")
