@@ -197,11 +197,17 @@ def _findings(session: Session, state: str | None, findings_file: Path | None) -
         except OSError as exc:
             raise _fail(f"cannot read {findings_file}: {exc.strerror}", 2) from exc
         try:
-            if text.lstrip().startswith("["):
+            stripped = text.lstrip()
+            if stripped.startswith("["):
                 return list(json.loads(text))
+            if stripped.startswith("{") and "\n" in stripped.strip():
+                doc = json.loads(text)  # `distillwarden detect --json` output
+                if isinstance(doc, dict) and isinstance(doc.get("findings"), list):
+                    return list(doc["findings"])
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         except ValueError as exc:
-            raise _fail(f"{findings_file}: not JSON or JSONL findings: {exc}", 2) from exc
+            raise _fail(f"{findings_file}: not JSON findings (a list, JSONL, or the output of "
+                        f"`distillwarden detect --json`): {exc}", 2) from exc
     q = select(Finding).order_by(Finding.created_at)
     if state != "all":
         q = q.where(Finding.state == (state or "new"))
@@ -268,7 +274,8 @@ def enforce_apply(
         "--policy", help="policy file (default: the active policy)")] = None,
     state: Annotated[str, typer.Option(help="findings in this state, or 'all'")] = "new",
     findings_file: Annotated[Path | None, typer.Option(
-        "--findings", help="JSON/JSONL findings instead of the store's")] = None,
+        "--findings", help="JSON/JSONL findings (or `detect --json` output) instead of the "
+        "store's")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Apply the active policy to new findings: statuses, cases, notices, webhooks."""
