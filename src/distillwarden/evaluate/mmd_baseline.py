@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .embedding_cache import EmbeddingCache
+from .embedding_cache import EmbeddingCache, text_key
 
 __all__ = ["MMDBaselineDetector", "mixture_kernel", "unbiased_mmd2"]
 
@@ -251,7 +251,8 @@ class MMDBaselineDetector:
         for org, w in windows.items():
             x = emb[start:start + w.size]
             start += w.size
-            rng = np.random.default_rng([self.random_state, abs(hash(org)) % (2**31), w.size])
+            org_seed = int.from_bytes(text_key(org)[:4], "big")
+            rng = np.random.default_rng([self.random_state, org_seed, w.size])
             out[org] = (self.mmd2(x, rng), int(w.size))
         return out
 
