@@ -241,3 +241,22 @@ def test_detect_finding_records_as_dicts_are_accepted(db: sessionmaker[Session])
     assert plan.action == "suspend" and plan.rule_id == "hydra-cluster-suspend"
     with db() as s, pytest.raises(InvalidInput, match="malformed"):
         apply_policy(s, [{"org_id": "acme", "risk": "high"}], policy, actor="p", dry_run=True)
+
+
+def test_batch_with_conflicting_actions_changes_nothing(db: sessionmaker[Session]) -> None:
+    from distillwarden.enforce.actions import ActionRequest, take_actions
+
+    audits = _count(db, AuditEntry)
+    with session_scope(db) as s, pytest.raises(ConflictingActions, match="hydra0"):
+        take_actions(s, [ActionRequest("suspend", "ring", cluster_id="c1"),
+                         ActionRequest("warn", "first offence", org_ids=["hydra0"])], actor="a")
+    with session_scope(db) as s, pytest.raises(ConflictingActions, match="several actions"):
+        take_actions(s, [ActionRequest("suspend", "x", org_ids=["acme"]),
+                         ActionRequest("suspend", "y", org_ids=["acme"])], actor="a")
+    assert _count(db, AuditEntry) == audits
+    assert set(_status(db).values()) == {"active"}
+    with session_scope(db) as s:
+        plans = take_actions(s, [ActionRequest("suspend", "ring", cluster_id="c1"),
+                                 ActionRequest("warn", "first offence", org_ids=["acme"])],
+                             actor="a")
+    assert len(plans) == 5 and _status(db)["acme"] == "warned"

@@ -103,3 +103,18 @@ def test_cluster_action_and_activation(client: TestClient,
     assert r.status_code == 200 and all(p["applied"] for p in r.json())
     with session_factory() as s:
         assert s.get(Organization, "vip").throttle_factor == pytest.approx(0.5)
+
+
+def test_batch_actions_conflict_is_409_or_400_and_changes_nothing(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    r = client.post("/actions", json={"actions": [
+        {"action": "suspend", "org_ids": ["acme"], "reason": "x"},
+        {"action": "reinstate", "org_ids": ["acme"], "reason": "y"}]})
+    assert r.status_code in (400, 409) and r.json()["error"]["code"] == "conflicting_actions"
+    with session_factory() as s:
+        assert s.get(Organization, "acme").status == "active"
+    ok = client.post("/actions", json={"actions": [
+        {"action": "warn", "org_ids": ["acme"], "reason": "x"},
+        {"action": "flag", "org_ids": ["vip"], "reason": "y"}]})
+    assert ok.status_code == 200 and [p["action"] for p in ok.json()] == ["warn", "flag"]

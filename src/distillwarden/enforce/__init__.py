@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "apply_policy": "actions",
     "plan_policy": "actions",
     "take_action": "actions",
+    "take_actions": "actions",
+    "ActionRequest": "actions",
     "open_case": "cases",
     "open_case_for": "cases",
     "add_note": "cases",

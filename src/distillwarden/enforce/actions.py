@@ -31,6 +31,7 @@ from .policy import AccountFacts, FindingFacts, Policy, action_rank
 
 __all__ = [
     "ACTIONS",
+    "ActionRequest",
     "STATUS_FOR_ACTION",
     "ConflictingActions",
     "EnforcementError",
@@ -39,6 +40,7 @@ __all__ = [
     "plan_policy",
     "resolve_targets",
     "take_action",
+    "take_actions",
 ]
 
 ACTIONS = ("flag", "warn", "throttle", "suspend", "terminate", "reinstate")
@@ -87,6 +89,8 @@ class PlannedAction:
     throttle_factor: float | None = None
     notify: bool = True
     open_case: bool = True
+    conditions: str | None = None
+    licence_changes: dict[str, Any] | None = None
     skipped: str | None = None
     case_id: str | None = None
     applied: bool = False
@@ -149,20 +153,21 @@ def _plan_one(
 
 
 def _check_conflicts(plans: Iterable[PlannedAction]) -> None:
-    by_org: dict[str, set[str]] = {}
+    """One action per account per request: contradictions and duplicates are rejected."""
+    by_org: dict[str, list[str]] = {}
     for p in plans:
-        by_org.setdefault(p.org_id, set()).add(p.action)
-    bad = {o: sorted(a) for o, a in by_org.items() if "reinstate" in a and len(a) > 1}
+        by_org.setdefault(p.org_id, []).append(p.action)
+    bad = {o: sorted(set(a)) for o, a in by_org.items() if "reinstate" in a and len(set(a)) > 1}
     if bad:
         raise ConflictingActions(
             f"conflicting actions for {bad}: an account cannot be reinstated and sanctioned "
             "at once; nothing was changed. Split them into separate decisions"
         )
-    multi = {o: sorted(a) for o, a in by_org.items() if len(a) > 1}
+    multi = {o: a for o, a in by_org.items() if len(a) > 1}
     if multi:
         raise ConflictingActions(
-            f"several actions for one account {multi}; nothing was changed. "
-            "Request one action per account"
+            f"several actions for one account {multi} (a cluster includes its members); "
+            "nothing was changed. Request one action per account"
         )
 
 
@@ -183,15 +188,12 @@ def _execute(
     plans: Sequence[PlannedAction],
     *,
     actor: str,
-    case_id: str | None = None,
-    conditions: str | None = None,
-    licence_changes: Mapping[str, Any] | None = None,
     outbox_dir: Path | None = None,
 ) -> None:
     for p in plans:
         if p.skipped is not None:
             continue
-        cid = case_id
+        cid = p.case_id
         cluster = session.get(Cluster, p.cluster_id) if p.cluster_id else None
         known_findings = [f for f in p.finding_ids if session.get(Finding, f) is not None]
         if cid is None and p.open_case and p.scope == "cluster" and cluster is not None:
@@ -215,8 +217,8 @@ def _execute(
         p.case_id = cid
         if p.action == "reinstate":
             services.reinstate(
-                session, p.org_id, actor=actor, reason=p.reason, conditions=conditions,
-                licence_changes=licence_changes, case_id=cid,
+                session, p.org_id, actor=actor, reason=p.reason, conditions=p.conditions,
+                licence_changes=p.licence_changes, case_id=cid,
             )
         elif p.new_status is not None:
             services.set_status(
@@ -242,9 +244,82 @@ def _execute(
             )
         if p.notify and p.action != "flag":
             send_notice(session, p.org_id, p.action, reason=p.reason, case_id=cid,
-                        conditions=conditions, outbox_dir=outbox_dir)
+                        conditions=p.conditions, outbox_dir=outbox_dir)
         p.applied = True
     session.flush()
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """One requested action (for :func:`take_actions`)."""
+
+    action: str
+    reason: str
+    org_ids: Sequence[str] = ()
+    cluster_id: str | None = None
+    case_id: str | None = None
+    throttle_factor: float | None = None
+    conditions: str | None = None
+    licence_changes: Mapping[str, Any] | None = None
+    notify: bool = True
+
+
+def _plan_request(session: Session, r: ActionRequest) -> list[PlannedAction]:
+    if r.action not in ACTIONS:
+        raise InvalidInput(f"unknown action {r.action!r}; use one of {', '.join(ACTIONS)}")
+    if not r.reason or not r.reason.strip():
+        raise InvalidInput("every action needs a reason; it is shown to auditors")
+    if r.throttle_factor is not None and r.action != "throttle":
+        raise InvalidInput("throttle_factor only applies to the throttle action")
+    if (r.conditions or r.licence_changes) and r.action != "reinstate":
+        raise InvalidInput("conditions and licence changes apply to reinstate only")
+    if r.case_id is not None:
+        case_ops.get_case(session, r.case_id)
+    orgs = resolve_targets(session, org_ids=r.org_ids, cluster_id=r.cluster_id)
+    return [
+        _plan_one(o, r.action, r.reason.strip(), escalate_only=False, cluster_id=r.cluster_id,
+                  throttle_factor=r.throttle_factor, notify=r.notify, case_id=r.case_id,
+                  conditions=r.conditions,
+                  licence_changes=dict(r.licence_changes) if r.licence_changes else None)
+        for o in orgs
+    ]
+
+
+def take_actions(
+    session: Session,
+    requests: Sequence[ActionRequest],
+    *,
+    actor: str,
+    dry_run: bool = False,
+    skip_noop: bool = False,
+    outbox_dir: Path | None = None,
+) -> list[PlannedAction]:
+    """Several analyst actions at once, all or nothing.
+
+    Every target is resolved and every plan checked before anything changes: unknown
+    accounts or clusters (:class:`NotFound`), two actions for one account, e.g. a cluster
+    suspension and a warning for one of its members (:class:`ConflictingActions`), or an
+    account already in the requested state (:class:`EnforcementError`, unless
+    ``skip_noop``) change nothing. ``dry_run`` returns the plan.
+    """
+    if not actor or not actor.strip():
+        raise InvalidInput("every action needs an actor (who takes it)")
+    if not requests:
+        raise InvalidInput("no action requested")
+    plans = [p for r in requests for p in _plan_request(session, r)]
+    _check_conflicts(plans)
+    noop = [p for p in plans if p.skipped]
+    if noop and not skip_noop:
+        raise EnforcementError(
+            "nothing was changed: "
+            + "; ".join(f"{p.org_id}: {p.skipped}" for p in noop)
+            + (". Leave those accounts out" if len(noop) < len(plans) else "")
+        )
+    if dry_run:
+        return plans
+    with _atomic(session):
+        _execute(session, plans, actor=actor, outbox_dir=outbox_dir)
+    return plans
 
 
 def take_action(
@@ -270,38 +345,11 @@ def take_action(
     when an account is already in the requested state (unless ``skip_noop``); in both cases
     nothing changes. ``dry_run`` returns the plan without changing anything.
     """
-    if action not in ACTIONS:
-        raise InvalidInput(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-    if not actor or not actor.strip():
-        raise InvalidInput("every action needs an actor (who takes it)")
-    if not reason or not reason.strip():
-        raise InvalidInput("every action needs a reason; it is shown to auditors")
-    if throttle_factor is not None and action != "throttle":
-        raise InvalidInput("throttle_factor only applies to the throttle action")
-    if (conditions or licence_changes) and action != "reinstate":
-        raise InvalidInput("conditions and licence changes apply to reinstate only")
-    if case_id is not None:
-        case_ops.get_case(session, case_id)
-    orgs = resolve_targets(session, org_ids=org_ids, cluster_id=cluster_id)
-    plans = [
-        _plan_one(o, action, reason.strip(), escalate_only=False, cluster_id=cluster_id,
-                  throttle_factor=throttle_factor, notify=notify)
-        for o in orgs
-    ]
-    _check_conflicts(plans)
-    noop = [p for p in plans if p.skipped]
-    if noop and not skip_noop:
-        raise EnforcementError(
-            "nothing was changed: "
-            + "; ".join(f"{p.org_id}: {p.skipped}" for p in noop)
-            + (". Leave those accounts out" if len(noop) < len(plans) else "")
-        )
-    if dry_run:
-        return plans
-    with _atomic(session):
-        _execute(session, plans, actor=actor, case_id=case_id, conditions=conditions,
-                 licence_changes=licence_changes, outbox_dir=outbox_dir)
-    return plans
+    req = ActionRequest(action=action, reason=reason, org_ids=org_ids, cluster_id=cluster_id,
+                        case_id=case_id, throttle_factor=throttle_factor,
+                        conditions=conditions, licence_changes=licence_changes, notify=notify)
+    return take_actions(session, [req], actor=actor, dry_run=dry_run, skip_noop=skip_noop,
+                        outbox_dir=outbox_dir)
 
 
 # --- policy -----------------------------------------------------------------------------

@@ -174,6 +174,35 @@ class ActionRequest(_Strict):
     dry_run: bool = False
 
 
+class BatchItem(ActionRequest):
+    action: Literal["flag", "warn", "throttle", "suspend", "terminate", "reinstate"]
+
+
+class Batch(_Strict):
+    actions: list[BatchItem] = Field(min_length=1)
+    dry_run: bool = False
+
+
+@router.post("/actions", summary="Several actions at once, all or nothing (conflicts rejected)")
+def take_many(request: Request, body: Batch, actor: ActorHeader = None) -> list[dict[str, Any]]:
+    settings = _settings(request)
+
+    def fn(s: Session) -> list[actions.PlannedAction]:
+        reqs = [actions.ActionRequest(
+            action=a.action, reason=a.reason, org_ids=a.org_ids, cluster_id=a.cluster_id,
+            case_id=a.case_id, throttle_factor=a.throttle_factor, conditions=a.conditions,
+            licence_changes=a.licence_changes, notify=a.notify) for a in body.actions]
+        plans = actions.take_actions(s, reqs, actor=_actor(actor), dry_run=body.dry_run,
+                                     outbox_dir=settings.data_dir / "outbox")
+        if body.dry_run:
+            s.rollback()
+        return plans
+
+    plans = _run(request, fn)
+    publish_plans(settings.redis_url, plans)
+    return [p.to_dict() for p in plans]
+
+
 @router.post("/actions/{action}", summary="flag|warn|throttle|suspend|terminate|reinstate "
              "accounts or a whole cluster, all or nothing")
 def take(request: Request, action: Literal["flag", "warn", "throttle", "suspend", "terminate",
