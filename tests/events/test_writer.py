@@ -10,6 +10,8 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from distillwarden.events import _spool
 from distillwarden.events.reader import list_segments, read_events
@@ -313,3 +315,46 @@ def test_partial_write_on_full_disk_does_not_corrupt_later_events(events_dir: Pa
         w.append(make_event(3))
     assert _ids(events_dir) == ["evt_test_00000001", "evt_test_00000003"]
     assert w.events_rejected == 0
+
+
+_text = st.text(max_size=30)  # any unicode, control characters and quotes included
+_event = st.fixed_dictionaries(
+    {
+        "org_id": st.text(min_size=1, max_size=10),
+        "endpoint": _text,
+        "status": st.integers(-(2**15), 2**15 - 1),
+        "ts": st.integers(0, 4_102_444_800_000_000),
+    },
+    optional={
+        "prompt_text": st.none() | _text,
+        "temperature": st.none() | st.floats(width=32, allow_nan=False, allow_infinity=False),
+        "latency_ms": st.none() | st.floats(-1e6, 1e6, width=32),
+        "max_tokens": st.none() | st.integers(-(2**31), 2**31 - 1),
+        "stream": st.none() | st.booleans(),
+        "unknown_extra": st.none() | st.integers(-(2**63), 2**63 - 1) | _text,
+    },
+)
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_event, min_size=1, max_size=20))
+def test_any_valid_event_round_trips(tmp_path_factory, events) -> None:  # type: ignore[no-untyped-def]
+    directory = tmp_path_factory.mktemp("rt") / "events"
+    with EventWriter(directory) as w:
+        for i, e in enumerate(events):
+            w.append(dict(e, event_id=f"e{i:04d}"))
+    assert w.events_rejected == 0
+    rows = read_events(directory).sort_by("event_id").to_pylist()
+    assert len(rows) == len(events)
+    for e, row in zip(events, rows, strict=True):
+        for key, value in e.items():
+            if key == "unknown_extra":
+                continue
+            got = row[key]
+            if key == "ts":
+                got = int(got.timestamp()) * 1_000_000 + got.microsecond
+            if isinstance(value, float):
+                assert got == pytest.approx(value, rel=1e-6, abs=1e-30), key
+            else:
+                assert got == value, key
