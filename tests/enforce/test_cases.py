@@ -156,3 +156,20 @@ def test_explanations_are_plain_words() -> None:
     text = " ".join(lines)
     assert "1 in 50,000" in text and "0.10%" in text and "about 1 in 1,000" in text
     assert "Signal share_cot (CoT asks): measured 0.75, in 30 request(s)" in text
+
+
+def test_case_open_and_decision_are_webhook_events(db: sessionmaker[Session]) -> None:
+    from sqlalchemy import select
+
+    from distillwarden.enforce.webhooks import add_webhook
+    from distillwarden.store.models import WebhookDelivery
+
+    with session_scope(db) as s:
+        add_webhook(s, "http://127.0.0.1:9/h", events=["case.*"], allow_private=True, actor="t")
+        cid = cases.open_case(s, title="t", org_id="acme", actor="a").id
+        cases.add_note(s, cid, "n", actor="a")
+        cases.decide(s, cid, "keep_suspended", actor="a", reason="r")
+    with db() as s:
+        events = [d.event for d in s.scalars(select(WebhookDelivery).order_by(
+            WebhookDelivery.created_at))]
+    assert sorted(events) == ["case.decision", "case.opened"]

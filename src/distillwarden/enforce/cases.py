@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from ..store import audit
 from ..store.errors import InvalidInput, InvalidTransition, NotFound
 from ..store.models import Case, CaseEntry, Cluster, Finding, Organization, utcnow
+from . import webhooks
 
 __all__ = [
     "CASE_STATES",
@@ -62,6 +63,9 @@ DECISIONS: dict[str, str | None] = {
 }
 
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+
+#: Timeline entries that are also sent as ``case.<kind>`` webhook events.
+_WEBHOOK_KINDS = ("opened", "decision")
 
 #: Columns of an example request kept as evidence (never IP/UA hashes' sources: we have none).
 REQUEST_COLUMNS = (
@@ -105,6 +109,14 @@ def _entry(
         payload={"entry_id": entry.id, "kind": kind, "entry_sha256": digest,
                  "org_id": case.org_id},
     )
+    if kind in _WEBHOOK_KINDS:
+        webhooks.enqueue(
+            session, f"case.{kind}",
+            {"case_id": case.id, "title": case.title, "org_id": case.org_id,
+             "cluster_id": case.cluster_id, "decision": clean.get("decision"),
+             "reason": clean.get("reason")},
+            key=f"case:{case.id}:{entry.id}",
+        )
     return entry
 
 
