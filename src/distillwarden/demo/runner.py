@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,6 +213,9 @@ def run_demo(
     with out.status("preparing the model folder (converted once from GGUF, then cached)…"):
         load_local_model(progress=lambda msg: out.print(f"  {msg}"))
     processes: list[_Process] = []
+    if threading.current_thread() is threading.main_thread():
+        # a plain `kill` of the demo must still stop the gateway and model it started
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         logs = data_dir / "logs"
         upstream = _Process(
