@@ -21,10 +21,12 @@ def fitted(benign_prompts: list[str]) -> DistillationDetector:
 
 
 def _test_traffic(benign: list[str]) -> tuple[pa.Table, pa.Table]:
-    pool = benign[1::2]
+    # fresh benign accounts from the reference's prompt distribution (calibration is a claim
+    # about traffic like the reference); attackers fill templates from the other half
     t = TrafficBuilder(12)
     for i in range(60):
-        t.account(f"ben{i}", pool, n=int(15 + t.rng.integers(120)))
+        t.account(f"ben{i}", benign[::2], n=int(15 + t.rng.integers(120)))
+    pool = benign[1::2]
     for kind in ("cot", "dataset", "judge"):
         t.account(f"att_{kind}", attack_prompts(kind, pool), n=80)
     # a licensed evaluation lab sending benchmark-judging traffic

@@ -54,7 +54,8 @@ class TailCalibrator:
 
     def pvalue(self, x: np.ndarray) -> np.ndarray:
         """``P(benign >= x)`` for each value; NaN where ``x`` is NaN (signal undefined)."""
-        x = np.asarray(x, dtype=np.float64)
+        x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=np.nan, posinf=1e300,
+                          neginf=-1e300)
         out = np.full(x.shape, np.nan)
         ok = np.isfinite(x)
         if self.n_ == 0:
@@ -65,7 +66,8 @@ class TailCalibrator:
             self.sorted_, x[ok], side="left"
         )
         emp = (1.0 + gt + 0.5 * eq) / (self.n_ + 1.0)
-        z = np.maximum(x[ok] - self.u_, 0.0) / self.scale_
+        with np.errstate(over="ignore"):
+            z = np.minimum(np.maximum(x[ok] - self.u_, 0.0) / self.scale_, 1e200)
         if self.tail_shape > 0:
             tail = self.p_u_ * (1.0 + self.tail_shape * z) ** (-1.0 / self.tail_shape)
         else:

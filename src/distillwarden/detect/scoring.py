@@ -8,8 +8,10 @@ Method (see docs/detection.md):
    that 20 of 20 requests weigh more than 1 of 1.
 2. Each signal is calibrated on benign reference accounts into an upper-tail probability
    (:class:`~.calibration.TailCalibrator`). No attacker label is ever used.
-3. The tail probabilities are combined with the Cauchy combination test (valid under the
-   strong dependence between signals); ``risk = -log10(p_combined)``.
+3. The tail probabilities are combined (``combination.py``): by default by the novelty of
+   the account's calibrated-score vector among benign reference accounts (kNN distance,
+   itself calibrated on benign accounts out of fold), or by the Cauchy / Fisher
+   combination tests; ``risk = -log10(p_combined)``.
 4. Thresholds: the risk distribution of benign accounts is estimated out of fold (two folds:
    calibrators fitted on one half score the other), so ``threshold_for_fpr(0.001)`` is a
    risk that about 0.1% of benign accounts exceed.
@@ -23,13 +25,14 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import binom
 
-from .calibration import TailCalibrator, cauchy_combine, fisher_combine
+from .calibration import TailCalibrator, cauchy_combine
+from .combination import COMBINATIONS, KnnCombiner, combine_marginal, one_sided_scores
 from .embedding_signals import (
     EMBEDDING_SIGNALS,
     EmbeddingCache,
@@ -76,16 +79,45 @@ class AccountScores:
         return [str(x) for x in self.signals.column("org_id").to_pylist()]
 
 
+def _chernoff_stat(share: np.ndarray, n: np.ndarray, p0: float) -> np.ndarray:
+    """``n * KL(share || p0) / ln 10``: the Chernoff bound on ``-log10 P(X >= k)`` for
+    ``X ~ Binomial(n, p0)``; finite even where the exact tail underflows, 0 at or below
+    the base rate."""
+    q = np.clip(share, 0.0, 1.0)
+    p0 = min(max(p0, 1e-12), 1.0 - 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0) / p0), 0.0)
+        b = np.where(q < 1, (1 - q) * np.log(np.where(q < 1, 1 - q, 1.0) / (1 - p0)), 0.0)
+    kl = a + b
+    return np.where(q > p0, n * kl / np.log(10.0), 0.0)
+
+
 def _stable_fold(org_ids: Sequence[str]) -> np.ndarray:
     return np.array(
         [hashlib.blake2b(o.encode(), digest_size=2).digest()[0] & 1 for o in org_ids], bool
     )
 
 
+_MAX_CHARS = 1000
+
+
 def _default_embedder(texts: Sequence[str]) -> np.ndarray:
     from distillwarden.embeddings import embed_texts
 
-    return embed_texts(list(texts))
+    return embed_texts(list(texts), max_chars=_MAX_CHARS)
+
+
+def _persistent_embedder(directory: Path) -> Callable[[Sequence[str]], np.ndarray]:
+    """MiniLM embeddings kept on disk by text (shared with the evaluation's MMD baseline,
+    which embeds the same column with the same truncation)."""
+    from distillwarden.evaluate.embedding_cache import EmbeddingCache as DiskCache
+
+    disk = DiskCache(directory, _default_embedder, name=f"minilm-{_MAX_CHARS}")
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(disk.embed(list(texts)), dtype=np.float32)
+
+    return embed
 
 
 class DistillationDetector:
@@ -102,14 +134,16 @@ class DistillationDetector:
         *,
         signals: Sequence[str] | None = None,
         use_embeddings: bool = True,
-        embed_per_account: int = 48,
+        embed_per_account: int = 32,
         embedding_rate: float = 1.0,
         embedder: Callable[[Sequence[str]], np.ndarray] | None = None,
-        combine: str = "cauchy",
+        combine: str = "knn",
+        knn_k: int = 5,
         link: bool = True,
         cluster_lift: bool = True,
         linker: HydraLinker | None = None,
         benchmark_index: BenchmarkIndex | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
         self.signals = signals
         self.use_embeddings = use_embeddings
@@ -117,10 +151,12 @@ class DistillationDetector:
         self.embedding_rate = embedding_rate
         self.embedder = embedder
         self.combine = combine
+        self.knn_k = knn_k
         self.link = link
         self.cluster_lift = cluster_lift
         self.linker = linker
         self.benchmark_index = benchmark_index
+        self.cache_dir = cache_dir
 
     def __getstate__(self) -> dict[str, Any]:
         # the embedding cache and last result are per-process working memory
@@ -142,7 +178,10 @@ class DistillationDetector:
     def _cache(self) -> EmbeddingCache:
         cache = getattr(self, "embedding_cache_", None)
         if cache is None:
-            cache = EmbeddingCache(self.embedder or _default_embedder)
+            embedder = self.embedder or _default_embedder
+            if self.cache_dir is not None and self.embedder is None:
+                embedder = _persistent_embedder(Path(self.cache_dir))
+            cache = EmbeddingCache(embedder)
             self.embedding_cache_ = cache
         return cache
 
@@ -188,10 +227,7 @@ class DistillationDetector:
         for j, name in enumerate(names):
             if name in _COUNT_SIGNALS:
                 share = np.nan_to_num(x[:, j])
-                k = np.rint(share * n)
-                p0 = self.base_rates_.get(name, _MIN_RATE)
-                logsf = binom.logsf(k - 1, n, p0)
-                x[:, j] = np.where(k > 0, -logsf / np.log(10.0), 0.0)
+                x[:, j] = _chernoff_stat(share, n, self.base_rates_.get(name, _MIN_RATE))
         return x
 
     # ------------------------------------------------------------------ estimator API
@@ -199,6 +235,8 @@ class DistillationDetector:
         """Learn benign base rates, per-signal calibrators, the MMD reference, the linkage
         null and the out-of-fold risk distribution from benign reference traffic."""
         names = self._signal_names()
+        if self.combine not in COMBINATIONS:
+            raise ValueError(f"unknown combination {self.combine!r}; use one of {COMBINATIONS}")
         self.reference_ = None
         feats, sig, centroids = self.compute_signals(events, accounts, fitting=True)
         if sig.num_rows < 10:
@@ -220,24 +258,32 @@ class DistillationDetector:
             for j, name in enumerate(names)
         }
         self.signal_names_ = names
-        # out-of-fold benign risks for thresholds
+        # out of fold: calibrators fitted on one half score the other, so the benign risk
+        # distribution (and the kNN distance calibration) is not optimistic
         fold = _stable_fold([str(o) for o in sig.column("org_id").to_pylist()])
-        oof = np.full(len(fold), np.nan)
-        if fold.sum() >= 5 and (~fold).sum() >= 5:
-            for part in (fold, ~fold):
-                cals = {
-                    name: TailCalibrator(
-                        min_scale=1.0 if name in _COUNT_SIGNALS else 0.0
-                    ).fit(stats[~part, j])
-                    for j, name in enumerate(names)
-                }
-                p = np.column_stack(
-                    [cals[name].pvalue(stats[part, j]) for j, name in enumerate(names)]
+        if fold.sum() < 5 or (~fold).sum() < 5:
+            fold = np.arange(len(fold)) % 2 == 0
+        oof_p = np.full((len(fold), len(names)), np.nan)
+        oof_d = np.full(len(fold), np.nan)
+        for part in (fold, ~fold):
+            cals = [
+                TailCalibrator(min_scale=1.0 if name in _COUNT_SIGNALS else 0.0).fit(
+                    stats[~part, j]
                 )
-                oof[part] = -np.log10(self._combine(p))
+                for j, name in enumerate(names)
+            ]
+            p_in = np.column_stack([c.pvalue(stats[~part, j]) for j, c in enumerate(cals)])
+            p_out = np.column_stack([c.pvalue(stats[part, j]) for j, c in enumerate(cals)])
+            oof_p[part] = p_out
+            oof_d[part] = KnnCombiner.knn_distances(
+                one_sided_scores(p_in), one_sided_scores(p_out), self.knn_k
+            )
+        z_all = one_sided_scores(self._pvalues(stats))
+        self.combiner_ = KnnCombiner(self.knn_k).fit(z_all, oof_d)
+        if self.combine == "knn":
+            oof = -np.log10(self.combiner_.calibrator_.pvalue(oof_d))
         else:
-            p = self._pvalues(stats)
-            oof = -np.log10(self._combine(p))
+            oof = -np.log10(combine_marginal(oof_p, self.combine))
         self.benign_risk_ = np.sort(oof[np.isfinite(oof)])
         self.risk_calibrator_ = TailCalibrator(min_scale=0.1).fit(self.benign_risk_)
         if self.link:
@@ -260,11 +306,9 @@ class DistillationDetector:
         ) if stats.shape[1] else np.ones((stats.shape[0], 0))
 
     def _combine(self, p: np.ndarray) -> np.ndarray:
-        if self.combine == "cauchy":
-            return cauchy_combine(p)
-        if self.combine == "fisher":
-            return fisher_combine(p)
-        raise ValueError(f"unknown combination {self.combine!r}; use 'cauchy' or 'fisher'")
+        if self.combine == "knn":
+            return self.combiner_.pvalue(one_sided_scores(p))
+        return combine_marginal(p, self.combine)
 
     def score_accounts(
         self,

@@ -1,0 +1,75 @@
+"""Combining calibrated signal p-values into one account p-value.
+
+``knn`` (the default): each account becomes the vector of its one-sided normal scores
+``z_j = max(Φ⁻¹(1 - p_j), 0)``, and its novelty is the mean distance to its ``k`` nearest
+*benign reference* accounts in that space; the distance is itself calibrated on benign
+accounts (out of fold) into a tail probability. Why: single features are used legitimately
+by some benign products (an education site asks for step-by-step reasoning on GSM8K-like
+problems; a coding assistant sends placeholder-laden code), so what marks extraction is the
+*combination* (reasoning elicitation + benchmark items + single turn + machine volume) that
+no benign account shows. Marginal combinations (Cauchy, Fisher) flag any account that is
+extreme on one signal, including every benign product built around that signal; kNN in
+calibrated-score space compares an account with the benign accounts that resemble it.
+
+``cauchy`` and ``fisher`` are kept for comparison (``docs/detection.md`` reports all three).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.neighbors import NearestNeighbors
+
+from .calibration import TailCalibrator, cauchy_combine, fisher_combine
+
+__all__ = ["COMBINATIONS", "KnnCombiner", "one_sided_scores"]
+
+COMBINATIONS = ("knn", "cauchy", "fisher")
+
+
+def one_sided_scores(p: np.ndarray) -> np.ndarray:
+    """``max(Φ⁻¹(1 - p), 0)`` per entry; undefined signals (NaN) score 0."""
+    q = np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=0.5), 1e-300, 1 - 1e-12)
+    return np.maximum(norm.isf(q), 0.0)
+
+
+class KnnCombiner:
+    """Novelty of an account's calibrated-score vector among benign reference accounts."""
+
+    def __init__(self, k: int = 5) -> None:
+        self.k = k
+
+    def fit(self, z_reference: np.ndarray, oof_distances: np.ndarray) -> KnnCombiner:
+        """Index the benign reference scores; calibrate distances on out-of-fold ones."""
+        self.reference_ = np.asarray(z_reference, dtype=np.float64)
+        k = max(1, min(self.k, len(self.reference_)))
+        self.index_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)
+        self.calibrator_ = TailCalibrator(min_scale=0.05).fit(oof_distances)
+        return self
+
+    def distances(self, z: np.ndarray) -> np.ndarray:
+        """Mean distance to the k nearest benign reference accounts."""
+        if len(z) == 0:
+            return np.zeros(0)
+        d, _ = self.index_.kneighbors(np.asarray(z, dtype=np.float64))
+        return np.asarray(d.mean(1))
+
+    def pvalue(self, z: np.ndarray) -> np.ndarray:
+        """Tail probability of each account's distance under benign traffic."""
+        return np.asarray(self.calibrator_.pvalue(self.distances(z)))
+
+    @staticmethod
+    def knn_distances(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+        """Mean distance of each ``test`` row to its k nearest ``train`` rows."""
+        k = max(1, min(k, len(train)))
+        d, _ = NearestNeighbors(n_neighbors=k).fit(train).kneighbors(test)
+        return np.asarray(d.mean(1))
+
+
+def combine_marginal(p: np.ndarray, method: str) -> np.ndarray:
+    """Cauchy or Fisher combination of each row's p-values."""
+    if method == "cauchy":
+        return cauchy_combine(p)
+    if method == "fisher":
+        return fisher_combine(p)
+    raise ValueError(f"unknown combination {method!r}; use one of {COMBINATIONS}")
