@@ -8,12 +8,11 @@ database round trip.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from ..store.keys import hash_api_key
 
@@ -84,7 +83,11 @@ class LicenceView:
             requests_per_min=requests_per_min,
             tokens_per_min=tokens_per_min,
             watermark=wm,
-            watermark_header=orjson.dumps(wm, option=orjson.OPT_SORT_KEYS).decode() if wm else None,
+            watermark_header=json.dumps(
+                wm, separators=(",", ":"), sort_keys=True, ensure_ascii=True
+            )
+            if wm
+            else None,
         )
 
     def allows_model(self, model: str) -> bool:
@@ -111,6 +114,7 @@ class OrgState:
     throttle_factor: float | None
     licence: LicenceView | None
     notice_header: str | None = None
+    upstream_headers: bytes = b""
 
     @classmethod
     def build(
@@ -128,7 +132,14 @@ class OrgState:
             notice = header_safe(
                 "account warned: " + (status_reason or "see your provider's notice")
             )
-        return cls(org_id, status, status_reason, throttle_factor, licence, notice)
+        upstream = b"x-distillwarden-org: " + header_safe(org_id).encode() + b"\r\n"
+        if licence is not None and licence.watermark_header is not None:
+            upstream += (
+                b"x-distillwarden-watermark: "
+                + header_safe(licence.watermark_header, 8192).encode()
+                + b"\r\n"
+            )
+        return cls(org_id, status, status_reason, throttle_factor, licence, notice, upstream)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,12 +39,17 @@ from .region import RegionResolver
 from .sse import StreamAssembler
 from .store_sync import ChangeFeedPoller
 from .upstream import Route, build_routes
+from .upstream_http import UpstreamError, UpstreamResponse
 
 __all__ = ["GatewayApp", "create_app"]
 
 _log = logging.getLogger("distillwarden.gateway")
 
 _JSON = (b"content-type", b"application/json")
+_LOG_UNAVAILABLE_SSE = (
+    b'data: {"error":{"message":"the event log is unavailable","type":"server_error",'
+    b'"param":null,"code":"event_log_unavailable"}}\n\n'
+)
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 # field -> (accepted types, name shown in the error)
 _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
@@ -474,46 +478,25 @@ class GatewayApp:
             request = dict(request)
             request["model"] = route.upstream_model
             body = orjson.dumps(request)
-        up_headers = dict(client.base_headers)
-        up_headers["x-distillwarden-org"] = auth.org.org_id
-        lic = auth.org.licence
-        if lic is not None and lic.watermark_header is not None:
-            up_headers["x-distillwarden-watermark"] = lic.watermark_header
-        up_headers["x-request-id"] = event["event_id"]
-        session = client.session
-        assert session is not None, "upstream pools are opened at start-up"
+        up_headers = auth.org.upstream_headers + b"x-request-id: " + headers[1][1] + b"\r\n"
         status = 502
         data = b""
         response: dict[str, Any] | None = None
         error: GatewayError | None = None
         event_code: str | None = None
         try:
-            async with session.post(client.urls[endpoint], data=body, headers=up_headers) as resp:
-                status = resp.status
-                if (
-                    request.get("stream") is True
-                    and status == 200
-                    and resp.content_type == "text/event-stream"
-                ):
-                    await self._relay_stream(send, resp, auth, limits, estimate, event, headers, t0)
-                    return
-                data = await resp.read()
-        except TimeoutError:
-            error = GatewayError(
-                504, "upstream_timeout", f"upstream {client.name!r} did not answer in time"
-            )
-        except aiohttp.ClientResponseError as exc:
-            error = GatewayError(
-                502,
-                "upstream_bad_response",
-                f"upstream {client.name!r} sent an invalid HTTP response ({exc.message})",
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            error = GatewayError(
-                502,
-                "upstream_unavailable",
-                f"upstream {client.name!r} is unreachable ({type(exc).__name__})",
-            )
+            resp = await client.post(endpoint, up_headers, body)
+            status = resp.status
+            if (
+                request.get("stream") is True
+                and status == 200
+                and resp.content_type == "text/event-stream"
+            ):
+                await self._relay_stream(send, resp, auth, limits, estimate, event, headers, t0)
+                return
+            data = await resp.read()
+        except UpstreamError as exc:
+            error = GatewayError(exc.status, exc.code, f"upstream {client.name!r}: {exc}")
         if error is None:
             try:
                 response = orjson.loads(data)
@@ -565,7 +548,7 @@ class GatewayApp:
     async def _relay_stream(
         self,
         send: Any,
-        resp: aiohttp.ClientResponse,
+        resp: UpstreamResponse,
         auth: AccountAuth,
         limits: EffectiveLimits,
         estimate: int,
@@ -575,25 +558,21 @@ class GatewayApp:
     ) -> None:
         headers[0] = _SSE_HEADERS[0]
         headers.append(_SSE_HEADERS[1])
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
         asm = StreamAssembler()
         ttfb: float | None = None
         error: GatewayError | None = None
         try:
-            async for chunk in resp.content.iter_any():
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            async for chunk in resp.iter_chunks():
                 out = asm.feed(chunk)
                 if out:
                     if ttfb is None:
                         ttfb = time.perf_counter() - t0
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-                if asm.done:
-                    break
-        except TimeoutError:
-            error = GatewayError(504, "upstream_timeout", "upstream stopped sending mid-stream")
-        except (aiohttp.ClientError, OSError) as exc:
-            error = GatewayError(
-                502, "upstream_bad_response", f"upstream stream broke ({type(exc).__name__})"
-            )
+        except UpstreamError as exc:
+            error = GatewayError(exc.status, exc.code, f"upstream stream broke: {exc}")
+        finally:
+            resp.release()
         if not asm.done and error is None:
             rest = asm.flush()
             if rest:
@@ -618,8 +597,9 @@ class GatewayApp:
         await self._settle(auth, limits, estimate, event)
         endpoint = event["endpoint"]
         if not self._append(event):
-            tail = b'data: {"error":{"message":"the event log is unavailable","type":"server_error","param":null,"code":"event_log_unavailable"}}\n\n'
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            await send(
+                {"type": "http.response.body", "body": _LOG_UNAVAILABLE_SSE, "more_body": False}
+            )
             return
         self.metrics.observe(endpoint, event["model"] or "-", 200, latency)
         tail = b"data: " + error.body() + b"\n\n" if error is not None else asm.tail
@@ -739,9 +719,7 @@ class GatewayApp:
         checks["started"] = self.ready
         checks["store"] = await self._store_ok()
         checks["event_writer"] = self._writer_ok()
-        checks["upstreams"] = bool(self.routes) and all(
-            c.session is not None for c in self.clients.values()
-        )
+        checks["upstreams"] = bool(self.routes) and all(c.started for c in self.clients.values())
         ok = all(checks.values())
         body = orjson.dumps({"status": "ready" if ok else "not_ready", "checks": checks})
         await send_bytes(send, 200 if ok else 503, body, [_JSON])

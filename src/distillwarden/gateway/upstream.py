@@ -1,66 +1,65 @@
-"""Connection-pooled clients for OpenAI-compatible upstreams, and the model routing table.
+"""Upstream clients (one keep-alive pool per configured upstream) and the model routes.
 
-One ``aiohttp.ClientSession`` per upstream (keep-alive pool of ``max_connections``); the
-request body is forwarded as received (``model`` rewritten only when the route maps it), the
-client's credentials never are: the upstream gets its own ``api_key``.
+The request body is forwarded as received (``model`` rewritten only when the route maps
+it); the client's credentials never are: the upstream gets its own ``api_key``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-import aiohttp
-
 from ..config import ModelRoute, Settings, UpstreamSettings
+from .accounts import header_safe
+from .upstream_http import UpstreamPool, UpstreamResponse
 
 __all__ = ["Route", "UpstreamClient", "build_routes"]
 
+_ENDPOINTS = {
+    "/v1/chat/completions": "/chat/completions",
+    "/v1/completions": "/completions",
+    "/v1/embeddings": "/embeddings",
+}
+
 
 class UpstreamClient:
-    """A pooled HTTP client for one upstream."""
+    """A pooled HTTP client for one upstream, with its fixed request headers precomputed."""
 
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
         self.name = settings.name
-        base = settings.base_url.rstrip("/")
-        self.urls = {
-            "/v1/chat/completions": base + "/chat/completions",
-            "/v1/completions": base + "/completions",
-            "/v1/embeddings": base + "/embeddings",
-        }
-        self.base_headers: dict[str, str] = {
-            "content-type": "application/json",
-            "accept-encoding": "identity",
-        }
+        self.pool = UpstreamPool(
+            settings.base_url,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            max_connections=settings.max_connections,
+        )
+        fixed = b"content-type: application/json\r\naccept-encoding: identity\r\n"
         if settings.api_key:
-            self.base_headers["authorization"] = "Bearer " + settings.api_key
-        self.session: aiohttp.ClientSession | None = None
+            fixed += (
+                b"authorization: Bearer " + header_safe(settings.api_key, 4096).encode() + b"\r\n"
+            )
+        self.heads = {ep: self.pool.request_head(path) + fixed for ep, path in _ENDPOINTS.items()}
+        self.started = False
 
     async def start(self) -> None:
-        """Open the connection pool (inside the running event loop)."""
-        connector = aiohttp.TCPConnector(
-            limit=self.settings.max_connections,
-            limit_per_host=self.settings.max_connections,
-            keepalive_timeout=30.0,
-            ttl_dns_cache=300,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=self.settings.connect_timeout_s,
-            sock_read=self.settings.read_timeout_s,
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept"),
-        )
+        """Bind the pool to the running event loop."""
+        self.pool.bind(asyncio.get_running_loop())
+        self.started = True
 
     async def close(self) -> None:
-        """Close the pool."""
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        """Close idle connections."""
+        await self.pool.close()
+        self.started = False
+
+    async def post(self, endpoint: str, headers: bytes, body: bytes) -> UpstreamResponse:
+        """POST ``body`` to the upstream's counterpart of ``endpoint`` (e.g. ``/v1/embeddings``)."""
+        return await self.pool.post(self.heads[endpoint], headers, body)
+
+
+def extra_header(name: bytes, value: str) -> bytes:
+    """One ``name: value`` header line, safe against CR/LF injection."""
+    return name + b": " + header_safe(value, 8192).encode() + b"\r\n"
 
 
 @dataclass(frozen=True, slots=True)
