@@ -159,6 +159,7 @@ def main() -> None:
         "sqlite": sqlite3.sqlite_version,
         "cpus": os.cpu_count(),
         "note": "shared machine (other jobs running); PostgreSQL with fsync on",
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "backends": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,6 +174,7 @@ def main() -> None:
             results["backends"]["postgresql"] = run_backend("postgresql", pg.url, args)
     except PostgresUnavailable as exc:
         results["backends"]["postgresql"] = {"skipped": str(exc)}
+    results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
