@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +147,8 @@ class GenerationEngine:
         self._mask: torch.Tensor | None = None
         self.steps = 0
         self.tokens_generated = 0
+        self.step_seconds: deque[tuple[int, float]] = deque(maxlen=4096)
+        """(rows, seconds) of recent decoding steps, sampling and watermark included."""
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> GenerationEngine:
@@ -213,7 +216,9 @@ class GenerationEngine:
                 with torch.inference_mode():
                     self._admit()
                     if self._rows:
+                        rows, started = len(self._rows), time.perf_counter()
                         self._decode_step()
+                        self.step_seconds.append((rows, time.perf_counter() - started))
             except Exception as exc:  # a model failure ends the affected requests, not the server
                 log.exception("generation step failed")
                 self._fail_all(f"generation failed: {exc}")
