@@ -42,6 +42,15 @@ def test_other_seed_gives_other_traffic(tiny_scenario, tiny_dataset: Path, tmp_p
     assert not ids_a & ids_b
 
 
+def test_parallel_workers_write_the_same_events(tiny_scenario, tiny_dataset: Path,
+                                                tmp_path: Path) -> None:
+    summary = write_dataset(tiny_scenario, tmp_path / "par", chunk_events=400, workers=2)
+    assert any("p1of2" in p.name for p in summary.segments)
+    serial = Dataset.open(tiny_dataset).events().sort_by("event_id")
+    parallel = Dataset.open(tmp_path / "par").events().sort_by("event_id")
+    assert serial.equals(parallel)
+
+
 def test_labels_accounts_and_events_agree(tiny_scenario, tiny_dataset: Path) -> None:
     ds = Dataset.open(tiny_dataset)
     labels = ds.labels()

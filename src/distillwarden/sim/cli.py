@@ -38,6 +38,9 @@ def simulate(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="output directory (must be empty or absent)")] = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    workers: Annotated[int, typer.Option(
+        help="processes writing segments in parallel (same events; segment files differ)")
+    ] = 1,
     fmt: Annotated[OutputFormat, typer.Option(
         "--format", help="parquet: dataset directory; jsonl: interchange files")
     ] = OutputFormat.parquet,
@@ -75,7 +78,7 @@ def simulate(
         if out is None:
             typer.echo("error: --out DIR is required (or --gateway URL)", err=True)
             raise typer.Exit(2)
-        _run_files(sc, out, fmt)
+        _run_files(sc, out, fmt, workers)
     except SourceUnavailable as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -84,7 +87,7 @@ def simulate(
         raise typer.Exit(2) from exc
 
 
-def _run_files(sc: object, out: Path, fmt: OutputFormat) -> None:
+def _run_files(sc: object, out: Path, fmt: OutputFormat, workers: int) -> None:
     from .generate import generate
     from .scenario import Scenario
     from .writers import write_dataset, write_interchange
@@ -99,7 +102,7 @@ def _run_files(sc: object, out: Path, fmt: OutputFormat) -> None:
         traffic = generate(sc)
         with _progress(traffic.total_events, f"simulating {sc.name}") as bar:
             task = bar.add_task("events", total=traffic.total_events)
-            summary = write_dataset(sc, out, traffic=traffic,
+            summary = write_dataset(sc, out, traffic=traffic, workers=workers,
                                     progress=lambda n: bar.advance(task, n))
     typer.echo(json.dumps(summary.as_dict()))
 

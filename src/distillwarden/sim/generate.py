@@ -48,8 +48,11 @@ class _Stream:
     def __init__(self, plan: AccountPlan, scenario: Scenario, pools: dict[str, Pools]) -> None:
         self.plan = plan
         ss = np.random.SeedSequence([scenario.seed, 0x5EED, plan.index])
-        t_rng, c_rng, a_rng = (np.random.default_rng(s) for s in ss.spawn(3))
-        self.rng = c_rng
+        t_rng, c_rng, a_rng, u_rng, l_rng, i_rng = (np.random.default_rng(s)
+                                                    for s in ss.spawn(6))
+        # per-event draws come from their own streams, so the events do not depend on how
+        # the traffic is cut into chunks or split across workers
+        self.u_rng, self.l_rng, self.i_rng = u_rng, l_rng, i_rng
         secret = scenario.secret.encode()
         n_host = plan.n_events - plan.n_attack if plan.attack is not None else plan.n_events
         host = sample_arrivals(
@@ -91,15 +94,15 @@ class _Stream:
         count = stop - self.pos
         if count <= 0:
             return
-        plan, rng = self.plan, self.rng
+        plan = self.plan
         # per-event randomness drawn in one go (much cheaper than per-row calls)
-        u = rng.random((count, 4))
+        u = self.u_rng.random((count, 4))
         k_ip = (u[:, 0] * len(plan.ips)).astype(np.int64)
         k_ua = (u[:, 1] * len(plan.user_agents)).astype(np.int64)
         k_region = (u[:, 2] * len(plan.regions)).astype(np.int64)
         limited = u[:, 3] < 0.004
-        ttfb = rng.lognormal(np.log(350.0), 0.5, size=count)
-        ids = rng.bytes(12 * count).hex()
+        ttfb = self.l_rng.lognormal(np.log(350.0), 0.5, size=count)
+        ids = self.i_rng.bytes(12 * count).hex()
         app = {name: col.append for name, col in cols.items()}
         for j, i in enumerate(range(self.pos, stop)):
             if self.attack_flag[i] and self.attack_ctx is not None and plan.attack is not None:
@@ -144,7 +147,7 @@ class _Stream:
 class SimulatedTraffic:
     """The planned accounts of a scenario and an iterator over its events in time order."""
 
-    def __init__(self, scenario: Scenario, *, chunk_events: int = 50_000) -> None:
+    def __init__(self, scenario: Scenario, *, chunk_events: int = 20_000) -> None:
         self.scenario = scenario
         self.chunk_events = chunk_events
         self.plans = plan_accounts(scenario)
@@ -155,9 +158,15 @@ class SimulatedTraffic:
         """Exact number of events the scenario will produce."""
         return sum(p.n_events for p in self.plans)
 
-    def chunks(self) -> Iterator[EventChunk]:
-        """Event chunks in time order, each at most about ``chunk_events`` rows."""
-        streams = [_Stream(p, self.scenario, self.pools) for p in self.plans]
+    def chunks(self, part: int = 0, parts: int = 1) -> Iterator[EventChunk]:
+        """Event chunks in time order, each at most about ``chunk_events`` rows.
+
+        ``part``/``parts`` restrict the chunks to every ``parts``-th account (for parallel
+        writers, like gateway replicas writing their own segments); an account's events do
+        not depend on the partition.
+        """
+        streams = [_Stream(p, self.scenario, self.pools) for p in self.plans
+                   if p.index % parts == part]
         if not streams:
             return
         t0 = min(int(s.ts[0]) for s in streams if s.ts.size)
@@ -176,9 +185,11 @@ class SimulatedTraffic:
                     s.take_until(t_end, cols, extra)
             if not cols["event_id"]:
                 continue
-            ts = np.asarray(cols["ts"], dtype=np.int64)
-            order = np.argsort(ts, kind="stable")
-            table = pa.Table.from_pydict(cols, schema=EVENT_SCHEMA).take(pa.array(order))
+            order = np.argsort(np.asarray(cols["ts"], dtype=np.int64), kind="stable")
+            unsorted = pa.Table.from_pydict(cols, schema=EVENT_SCHEMA)
+            cols.clear()
+            table = unsorted.take(pa.array(order))
+            del unsorted
             yield EventChunk(
                 table,
                 [extra["ip"][i] for i in order],
@@ -187,6 +198,6 @@ class SimulatedTraffic:
             )
 
 
-def generate(scenario: Scenario, *, chunk_events: int = 50_000) -> SimulatedTraffic:
+def generate(scenario: Scenario, *, chunk_events: int = 20_000) -> SimulatedTraffic:
     """Plan ``scenario``; iterate ``.chunks()`` for its events."""
     return SimulatedTraffic(scenario, chunk_events=chunk_events)

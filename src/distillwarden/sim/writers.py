@@ -112,15 +112,85 @@ def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _write_part(scenario_json: str, events_dir: str, part: int, parts: int,
+                chunk_events: int, counter: Any = None) -> tuple[int, list[str]]:
+    """Worker: write the segments of every ``parts``-th account (a separate process)."""
+    scenario = Scenario.model_validate_json(scenario_json)
+    sim = generate(scenario, chunk_events=chunk_events)
+    written, paths = 0, []
+    for i, chunk in enumerate(sim.chunks(part, parts)):
+        stem = f"sim-{scenario.seed}-p{part}of{parts}-{i:06d}"
+        paths.append(str(write_segment(events_dir, chunk.table, name=stem)))
+        written += chunk.table.num_rows
+        if counter is not None:
+            with counter.get_lock():
+                counter.value += chunk.table.num_rows
+    return written, paths
+
+
+def _part_main(payload: str, events_dir: str, part: int, parts: int, chunk_events: int,
+               counter: Any, results: Any) -> None:
+    try:
+        results.put((part, _write_part(payload, events_dir, part, parts, chunk_events, counter),
+                     None))
+    except BaseException as exc:  # reported to the parent, which raises it
+        results.put((part, None, f"{type(exc).__name__}: {exc}"))
+
+
+def _write_parallel(scenario: Scenario, events_dir: Path, workers: int, chunk_events: int,
+                    progress: Progress | None) -> tuple[int, list[Path]]:
+    import multiprocessing as mp
+    import queue
+
+    ctx = mp.get_context("fork")
+    counter = ctx.Value("q", 0)
+    results = ctx.Queue()
+    payload = scenario.model_dump_json()
+    procs = [ctx.Process(target=_part_main, daemon=True,
+                         args=(payload, str(events_dir), k, workers, chunk_events, counter,
+                               results)) for k in range(workers)]
+    for proc in procs:
+        proc.start()
+    done: dict[int, tuple[int, list[str]]] = {}
+    reported = 0
+    try:
+        while len(done) < workers:
+            try:
+                part, value, error = results.get(timeout=0.2)
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs) and results.empty():
+                    raise RuntimeError("a simulation worker died without a result "
+                                       "(out of memory?); retry with --workers 1") from None
+            else:
+                if error is not None:
+                    raise RuntimeError(f"simulation worker {part} failed: {error}")
+                done[part] = value
+            if progress and counter.value > reported:
+                progress(counter.value - reported)
+                reported = counter.value
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+    return (sum(v[0] for v in done.values()),
+            [Path(p) for k in sorted(done) for p in done[k][1]])
+
+
 def write_dataset(
     scenario: Scenario,
     out: str | os.PathLike[str],
     *,
-    chunk_events: int = 50_000,
+    chunk_events: int = 20_000,
+    workers: int = 1,
     progress: Progress | None = None,
     traffic: SimulatedTraffic | None = None,
 ) -> SimulationSummary:
-    """Simulate ``scenario`` into the dataset directory ``out`` (which must be empty)."""
+    """Simulate ``scenario`` into the dataset directory ``out`` (which must be empty).
+
+    With ``workers`` > 1 the accounts are split across processes, each writing its own
+    time-ordered segments (as several gateway replicas would); the events are the same.
+    """
     import time
 
     t0 = time.perf_counter()
@@ -130,12 +200,17 @@ def write_dataset(
     summary = SimulationSummary(out_dir, accounts=len(sim.plans),
                                 attackers=sum(p.label == "attacker" for p in sim.plans))
     events_dir = out_dir / "events"
-    for i, chunk in enumerate(sim.chunks()):
-        path = write_segment(events_dir, chunk.table, name=f"sim-{scenario.seed}-{i:06d}")
-        summary.segments.append(path)
-        summary.events += chunk.table.num_rows
-        if progress:
-            progress(chunk.table.num_rows)
+    if workers > 1:
+        events_dir.mkdir(parents=True, exist_ok=True)
+        summary.events, summary.segments = _write_parallel(scenario, events_dir, workers,
+                                                           chunk_events, progress)
+    else:
+        for i, chunk in enumerate(sim.chunks()):
+            path = write_segment(events_dir, chunk.table, name=f"sim-{scenario.seed}-{i:06d}")
+            summary.segments.append(path)
+            summary.events += chunk.table.num_rows
+            if progress:
+                progress(chunk.table.num_rows)
     secret = scenario.secret.encode()
     table = accounts_table(sim.plans, secret)
     tmp = out_dir / ".tmp-accounts.parquet"
@@ -198,7 +273,7 @@ def write_interchange(
     scenario: Scenario,
     out: str | os.PathLike[str],
     *,
-    chunk_events: int = 50_000,
+    chunk_events: int = 20_000,
     progress: Progress | None = None,
 ) -> SimulationSummary:
     """Simulate ``scenario`` as interchange files: traffic.jsonl, accounts.jsonl, labels.jsonl."""
