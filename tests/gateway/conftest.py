@@ -37,6 +37,7 @@ UPSTREAM_MODELS = (
     "error-model",
     "midstream-hang",
     "broken-stream",
+    "slow-stream",
 )
 
 

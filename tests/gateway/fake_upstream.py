@@ -3,7 +3,8 @@
 The model name picks the behaviour: ``fake-model`` answers normally (JSON or a 22-event SSE
 stream), ``hang-model`` never answers, ``garbage-model`` returns non-JSON with status 200,
 ``error-model`` returns an OpenAI-shaped 400, ``midstream-hang`` starts a stream and stalls,
-``broken-stream`` closes the stream without ``[DONE]``. Every request is recorded.
+``broken-stream`` closes the stream without ``[DONE]``, ``slow-stream`` sends a chunk every
+0.1 s. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ class FakeUpstream:
             )
             if model == "midstream-hang" and i == 3:
                 await asyncio.sleep(3600)
+            if model == "slow-stream":
+                await asyncio.sleep(0.1)
         if model == "broken-stream":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return

@@ -159,3 +159,30 @@ def test_no_acknowledged_event_is_lost_on_sigkill(
     assert sorted(ids) == sorted(acked)
     prompts = {r["event_id"]: r["last_user_text"] for r in table.to_pylist()}
     assert prompts[acked[7]] == "request 7"
+
+
+def test_client_leaving_a_stream_stops_it_and_is_recorded(gateway: Harness) -> None:
+    import socket as _socket
+
+    acct = gateway.account()
+    body = orjson.dumps(
+        {"model": "slow-stream", "stream": True, "messages": [{"role": "user", "content": "s"}]}
+    )
+    with _socket.create_connection(("127.0.0.1", gateway.settings.port), timeout=5) as s:
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer "
+            + acct.key.encode()
+            + b"\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        got = b""
+        while got.count(b"data: ") < 3:
+            got += s.recv(65536)
+    t0 = time.monotonic()  # the full answer would take over 2 s
+    gateway.wait_for(lambda: bool(gateway.events(acct.org_id)), "the event", timeout_s=5)
+    assert time.monotonic() - t0 < 1.5
+    (event,) = gateway.events(acct.org_id)
+    assert (event["status"], event["error_code"]) == (499, "client_disconnected")
+    assert event["response_text"].startswith("tok0 ")

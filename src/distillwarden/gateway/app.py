@@ -455,12 +455,12 @@ class GatewayApp:
         if notice is not None:
             headers.append((b"x-distillwarden-notice", notice.encode()))
         await self._forward(
-            scope, send, route, auth, limits, estimate, body, request, event, headers, t0
+            receive, send, route, auth, limits, estimate, body, request, event, headers, t0
         )
 
     async def _forward(
         self,
-        scope: dict[str, Any],
+        receive: Any,
         send: Any,
         route: Route,
         auth: AccountAuth,
@@ -492,7 +492,9 @@ class GatewayApp:
                 and status == 200
                 and resp.content_type == "text/event-stream"
             ):
-                await self._relay_stream(send, resp, auth, limits, estimate, event, headers, t0)
+                await self._relay_stream(
+                    receive, send, resp, auth, limits, estimate, event, headers, t0
+                )
                 return
             data = await resp.read()
         except UpstreamError as exc:
@@ -547,6 +549,7 @@ class GatewayApp:
 
     async def _relay_stream(
         self,
+        receive: Any,
         send: Any,
         resp: UpstreamResponse,
         auth: AccountAuth,
@@ -561,9 +564,15 @@ class GatewayApp:
         asm = StreamAssembler()
         ttfb: float | None = None
         error: GatewayError | None = None
+        gone = asyncio.get_running_loop().create_task(_disconnected(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in resp.iter_chunks():
+                if gone.done():  # stop generating for a client that left
+                    error = GatewayError(
+                        499, "client_disconnected", "the client closed the connection"
+                    )
+                    break
                 out = asm.feed(chunk)
                 if out:
                     if ttfb is None:
@@ -573,6 +582,7 @@ class GatewayApp:
             error = GatewayError(exc.status, exc.code, f"upstream stream broke: {exc}")
         finally:
             resp.release()
+            gone.cancel()
         if not asm.done and error is None:
             rest = asm.flush()
             if rest:
@@ -588,7 +598,7 @@ class GatewayApp:
         }
         finish_event(
             event,
-            status=200,
+            status=499 if error is not None and error.status == 499 else 200,
             response=assembled,
             error_code=error.code if error else None,
             latency_s=latency,
@@ -601,7 +611,7 @@ class GatewayApp:
                 {"type": "http.response.body", "body": _LOG_UNAVAILABLE_SSE, "more_body": False}
             )
             return
-        self.metrics.observe(endpoint, event["model"] or "-", 200, latency)
+        self.metrics.observe(endpoint, event["model"] or "-", event["status"], latency)
         tail = b"data: " + error.body() + b"\n\n" if error is not None else asm.tail
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
@@ -754,6 +764,14 @@ class GatewayApp:
             self.metrics.render(),
             [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
         )
+
+
+async def _disconnected(receive: Any) -> None:
+    """Returns when the client disconnects (the request body has been read already)."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
 
 
 def _scaled(limit: int, factor: float) -> int:
