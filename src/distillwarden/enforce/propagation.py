@@ -144,6 +144,7 @@ def measure_propagation(
     path: str = "/v1/models",
     actor: str = "propagation-probe",
     random_phase_s: float = 0.5,
+    warmup_rounds: int = 1,
     seed: int = 0,
     on_round: Callable[[int], None] | None = None,
 ) -> PropagationResult:
@@ -153,6 +154,9 @@ def measure_propagation(
     Before each change it waits a random ``[0, random_phase_s)`` (set it to the replicas'
     poll interval): otherwise every change would land just after the poll that showed the
     previous one, and each round would measure the worst case.
+
+    The first ``warmup_rounds`` are run but not recorded (a replica's first reload after
+    start-up also warms its database connections and statement caches).
 
     Use an account that carries no real traffic: it is suspended during the measurement.
     """
@@ -167,29 +171,33 @@ def measure_propagation(
             raise ValueError(f"canary account {org_id!r} must be active before measuring")
     wait_for_replicas(urls, api_key, False, timeout_s=timeout_s, interval_s=interval_s,
                       path=path)
-    for i in range(rounds):
+    for i in range(-warmup_rounds, rounds):
+        record = i >= 0
+        label = f"round {i + 1}" if record else "warm-up round"
         time.sleep(rng.uniform(0, random_phase_s))
         with session_scope(sessions) as s:
             services.set_status(s, org_id, "suspended", actor=actor,
-                                reason=f"propagation measurement round {i + 1}")
+                                reason=f"propagation measurement, {label}")
         t0 = time.monotonic()
         if redis_url:
             publish_change(redis_url, "status", org_id)
         for u, d in wait_for_replicas(
                 urls, api_key, True, t0=t0, timeout_s=timeout_s, interval_s=interval_s,
                 path=path).items():
-            result.suspend_delays[u].append(d)
+            if record:
+                result.suspend_delays[u].append(d)
         time.sleep(rng.uniform(0, random_phase_s))
         with session_scope(sessions) as s:
             services.reinstate(s, org_id, actor=actor,
-                               reason=f"propagation measurement round {i + 1} done")
+                               reason=f"propagation measurement, {label} done")
         t1 = time.monotonic()
         if redis_url:
             publish_change(redis_url, "status", org_id)
         for u, d in wait_for_replicas(
                 urls, api_key, False, t0=t1, timeout_s=timeout_s, interval_s=interval_s,
                 path=path).items():
-            result.reinstate_delays[u].append(d)
-        if on_round is not None:
+            if record:
+                result.reinstate_delays[u].append(d)
+        if on_round is not None and record:
             on_round(i + 1)
     return result
