@@ -85,3 +85,35 @@ def test_redis_push_reaches_replicas_faster_than_the_poll(
     finally:
         server.stop()
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_notify_reaches_the_gateway_faster_than_the_poll(
+    tmp_path: Path, postgres_db_url: str, upstream: tuple[FakeUpstream, int]
+) -> None:
+    settings = make_settings(
+        tmp_path, upstream[1], free_port(), database_url=postgres_db_url, status_poll_s=30.0
+    )
+    upgrade_database(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    sessions = make_sessionmaker(engine)
+    with session_scope(sessions) as s:
+        services.create_org(s, name="p", org_id="org_pg", actor="t")
+        services.set_licence(s, "org_pg", actor="t", reason="t")
+        _, key = services.create_api_key(s, settings.secret_bytes(), "org_pg", actor="t")
+    server = ServerThread(create_app(settings), settings.port)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{settings.port}"
+        body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}]}
+        r = httpx.post(
+            url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert r.status_code == 200
+        time.sleep(0.3)  # let LISTEN settle
+        with session_scope(sessions) as s:
+            services.set_status(s, "org_pg", "suspended", actor="t", reason="notify")
+        assert _time_until_403(url, key) < 1.0  # the poll interval is 30 s
+    finally:
+        server.stop()
+        engine.dispose()

@@ -167,6 +167,7 @@ class GatewayApp:
             self.session_factory,
             poll_s=settings.status_poll_s,
             redis_url=settings.redis_url,
+            database_url=url,
         )
         n_orgs = await self.poller.load()
         self.writer = _open_writer(settings)

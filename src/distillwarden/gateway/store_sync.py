@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 CHANGES_CHANNEL = "distillwarden:changes"
+#: PostgreSQL NOTIFY channel of the store's change feed (``store.services.CHANGE_CHANNEL``).
+PG_CHANNEL = "distillwarden_changes"
 _log = logging.getLogger("distillwarden.gateway.sync")
 OrgSnapshot = dict[str, tuple[OrgState, list[AccountAuth]]]
 
@@ -152,12 +154,14 @@ class ChangeFeedPoller:
         *,
         poll_s: float,
         redis_url: str | None = None,
+        database_url: str | None = None,
         batch: int = 1000,
     ) -> None:
         self.cache = cache
         self.factory = factory
         self.poll_s = poll_s
         self.redis_url = redis_url
+        self.database_url = database_url
         self.batch = batch
         self.position = 0
         self.last_error: str | None = None
@@ -195,6 +199,8 @@ class ChangeFeedPoller:
         self._tasks.append(asyncio.get_running_loop().create_task(self._run()))
         if self.redis_url:
             self._tasks.append(asyncio.get_running_loop().create_task(self._subscribe()))
+        if self.database_url and self.database_url.startswith("postgresql"):
+            self._tasks.append(asyncio.get_running_loop().create_task(self._listen_postgres()))
 
     async def stop(self) -> None:
         """Stop the background tasks."""
@@ -221,6 +227,24 @@ class ChangeFeedPoller:
                         ).decode()
                     )
                 self.last_error = repr(exc)
+
+    async def _listen_postgres(self) -> None:
+        """PostgreSQL stores NOTIFY on every change: poll as soon as one arrives."""
+        url = str(self.database_url)
+        if url.startswith("postgresql+psycopg://"):
+            url = "postgresql://" + url[len("postgresql+psycopg://") :]
+        delay = 0.5
+        while True:
+            try:
+                await _pg_listen_once(url, self.nudge)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning(
+                    orjson.dumps({"event": "pg_listen_failed", "error": repr(exc)[:300]}).decode()
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     async def _subscribe(self) -> None:
         import redis.asyncio as aioredis
@@ -250,6 +274,17 @@ class ChangeFeedPoller:
                 if client is not None:
                     with contextlib.suppress(Exception):
                         await client.aclose()
+
+
+async def _pg_listen_once(url: str, on_notify: Any) -> None:
+    import psycopg
+
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    async with conn:
+        await conn.execute(f"LISTEN {PG_CHANNEL}")
+        on_notify()  # anything committed while (re)connecting
+        async for _ in conn.notifies():
+            on_notify()
 
 
 def publish_change(redis_url: str, kind: str, subject_id: str) -> int:
