@@ -138,7 +138,8 @@ class AuditReport:
             for kc in k.attributed:
                 out.append(
                     f"keyed canaries of account {kc.account}: {kc.recalled}/{kc.asked} "
-                    f"recalled, log10 p = {kc.log10_p:.1f} (Holm-adjusted {kc.log10_p_holm:.1f})"
+                    f"recalled, log10 p = {kc.log10_p or 0.0:.1f} "
+                    f"(Holm-adjusted {kc.log10_p_holm or 0.0:.1f})"
                 )
             if k.mode == "corpus":
                 out += [

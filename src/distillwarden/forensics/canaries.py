@@ -218,8 +218,8 @@ class AccountCanaryRecall:
     account: str
     asked: int
     recalled: int
-    log10_p: float
-    log10_p_holm: float
+    log10_p: float | None  # None in corpus mode: the corpus was not produced by asking
+    log10_p_holm: float | None
     significant: bool
     hits: list[dict[str, str]]
 
@@ -295,9 +295,9 @@ def keyed_canary_recall(
                     if c.subject not in found:
                         found.add(c.subject)
                         hits.append({"canary": f"{c.subject} is {c.value}", "answer": text[:200]})
-            rows.append(AccountCanaryRecall(account, count, len(found), 0.0, 0.0, False, hits))
+            rows.append(AccountCanaryRecall(account, count, len(found), None, None, False, hits))
     if answers is not None and rows:
-        log_p = np.array([r.log10_p * LN10 for r in rows])
+        log_p = np.array([(r.log10_p or 0.0) * LN10 for r in rows])
         holm = holm_log(log_p) / LN10
         limit = np.log10(alpha)
         rows = [
@@ -306,5 +306,5 @@ def keyed_canary_recall(
             )
             for r, h in zip(rows, holm, strict=True)
         ]
-    rows.sort(key=lambda r: (r.log10_p_holm, -r.recalled))
+    rows.sort(key=lambda r: (r.log10_p_holm or 0.0, -r.recalled))
     return KeyedCanaryResult(mode, alpha, rows)
