@@ -5,7 +5,8 @@
 # copied) twice in one go -- once with LiteLLM's proxy, once with `distillwarden serve`
 # (auth, licence checks, rate limits and event logging all ON: a real org, key and licence
 # in a fresh SQLite store, limits set above what one core can serve so they are checked but
-# never hit) -- then writes bench/results/gateway.json with the headline figures.
+# never hit) -- then writes bench/results/gateway.json with the headline figures. Both
+# gateways run at the same nice level on the same pinned core (LiteLLM's is set by the harness).
 #
 # Knobs: everything run_bench.sh reads (DUR, WARM, CONCS, MODES, REPEAT, NICE...), plus
 #   HARNESS=/work/shared/bench/gateway   SKIP_LITELLM=1 (reuse LITELLM_RESULTS=<results.jsonl>)
@@ -41,7 +42,7 @@ GATEWAY_NAME=distillwarden \
 GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT/v1" \
 GATEWAY_HEALTH_URL="http://127.0.0.1:$GATEWAY_PORT/readyz" \
 GATEWAY_KEY="$KEY" \
-GATEWAY_CMD="taskset -c ${SERVER_CPUS:-1} $DW_BIN serve --config $DATA/gateway.yaml" \
+GATEWAY_CMD="nice -n ${NICE:--10} taskset -c ${SERVER_CPUS:-1} $DW_BIN serve --config $DATA/gateway.yaml" \
   bash "$HARNESS/run_bench.sh"
 
 python "$HERE/summarize.py" --litellm "$WORK/litellm" --distillwarden "$WORK/distillwarden" \

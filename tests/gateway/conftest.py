@@ -62,6 +62,7 @@ class ServerThread:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=1,
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -27,6 +27,7 @@ def run_server(settings: Settings, *, body_timeout_s: float = 30.0, migrate: boo
         log_config=None,
         log_level=settings.log_level,
         server_header=False,
+        proxy_headers=False,  # X-Forwarded-For is honoured only with trust_forwarded_for
         date_header=False,
         timeout_graceful_shutdown=10,
     )
