@@ -31,6 +31,7 @@ from ..store import audit, services
 from ..store.db import session_scope
 from ..store.keys import KEY_PREFIX
 from ..store.models import ApiKey, AuditEntry
+from ..store.push import run_and_announce
 from . import schemas as sc
 from .errors import AdminError, install_error_handlers
 
@@ -83,10 +84,11 @@ Actor = Annotated[str, Depends(_actor)]
 
 
 def _run(request: Request, fn: Callable[[Session], T]) -> T:
-    """Run ``fn`` in one transaction: committed before the response is sent."""
+    """Run ``fn`` in one transaction, committed before the response is sent; its changes
+    are then pushed to gateways over Redis when configured."""
     factory: sessionmaker[Session] = request.app.state.session_factory
-    with session_scope(factory) as session:
-        return fn(session)
+    settings: Settings = request.app.state.settings
+    return run_and_announce(factory, settings.redis_url, fn)
 
 
 def _org_detail(session: Session, org_id: str) -> sc.OrgDetail:

@@ -30,9 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..config import Settings
 from ..store import services
-from ..store.db import session_scope
 from ..store.errors import NotFound, StoreError
 from ..store.models import ACCOUNT_STATUSES
+from ..store.push import run_and_announce
 from . import views
 from .auth import COOKIE_NAME, SESSION_TTL_S, ConsoleUser, SessionSigner
 
@@ -202,8 +202,7 @@ def create_console_app(settings: Settings, session_factory: sessionmaker[Session
         return HTMLResponse(html, status_code=status)
 
     def run(fn: Callable[[Session], T]) -> T:
-        with session_scope(session_factory) as session:
-            return fn(session)
+        return run_and_announce(session_factory, settings.redis_url, fn)
 
     def is_htmx(request: Request) -> bool:
         return request.headers.get("hx-request") == "true"

@@ -86,11 +86,14 @@ def _settings(config: Path | None) -> Settings:
 
 @contextmanager
 def _session(config: Path | None) -> Iterator[tuple[Settings, Session]]:
-    """Settings and a session in one transaction (committed on success); the store is
-    migrated first so the commands work on a fresh data dir."""
+    """Settings and a session in one transaction (committed on success, then its changes
+    pushed to gateways over Redis when configured); the store is migrated first so the
+    commands work on a fresh data dir."""
+    from ..store import services
     from ..store.db import make_engine, make_sessionmaker, session_scope
     from ..store.errors import StoreError
     from ..store.migrate import upgrade_database
+    from ..store.push import announce
 
     settings = _settings(config)
     url = settings.effective_database_url
@@ -102,10 +105,12 @@ def _session(config: Path | None) -> Iterator[tuple[Settings, Session]]:
     try:
         with session_scope(make_sessionmaker(engine)) as session:
             yield settings, session
+            changes = services.take_changes(session)
     except StoreError as exc:
         raise _fail(str(exc)) from exc
     finally:
         engine.dispose()
+    announce(settings.redis_url, changes)
 
 
 def _actor(actor: str | None) -> str:

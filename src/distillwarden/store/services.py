@@ -71,6 +71,7 @@ __all__ = [
     "set_licence",
     "set_status",
     "status_history",
+    "take_changes",
     "update_org",
 ]
 
@@ -84,17 +85,30 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+_CHANGES_KEY = "distillwarden.changes"
+
+
 def record_change(session: Session, kind: str, subject_id: str) -> ChangeFeed:
-    """Append to the change feed that gateways poll (and, on PostgreSQL, NOTIFY it on commit)."""
+    """Append to the change feed that gateways poll (and, on PostgreSQL, NOTIFY it on commit).
+
+    The change is also remembered on the session (:func:`take_changes`) so the caller can
+    push it to gateways over Redis once the transaction has committed.
+    """
     row = ChangeFeed(kind=kind, subject_id=subject_id, at=utcnow())
     session.add(row)
     session.flush()
+    session.info.setdefault(_CHANGES_KEY, []).append((kind, subject_id))
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_notify(:ch, :msg)"),
             {"ch": CHANGE_CHANNEL, "msg": f"{row.seq}:{kind}:{subject_id}"},
         )
     return row
+
+
+def take_changes(session: Session) -> list[tuple[str, str]]:
+    """The ``(kind, subject_id)`` changes recorded on this session so far, forgetting them."""
+    return list(session.info.pop(_CHANGES_KEY, []))
 
 
 def latest_change_seq(session: Session) -> int:
