@@ -49,7 +49,7 @@ def main() -> int:
         "replicas": 2,
         "status_poll_s": 0.5,
         "probe": "GET /v1/models every 5 ms per replica, from commit of the status change; "
-                 "changes at a random phase of the 0.5 s poll",
+                 "changes at a random phase of the 0.5 s poll; one unrecorded warm-up round",
         "tests_passed": rc == 0,
         "wall_s": round(time.monotonic() - t0, 1),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
