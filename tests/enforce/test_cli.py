@@ -106,3 +106,31 @@ def test_webhook_add_warn_and_deliver_signed(tmp_path: Path) -> None:
     headers = {k.lower(): v for k, v in got["headers"].items()}
     verify_signature(secret, got["body"], headers[SIGNATURE_HEADER])
     assert json.loads(got["body"])["data"]["reason"] == "benchmark scraping"
+
+
+def test_indicators_export_and_import_round_trip(cfg: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from distillwarden.events.writer import write_segment
+
+    c = str(cfg)
+    code, out = run("indicators", "export", "-o", str(tmp_path / "x.json"), "--config", c)
+    assert code == 1 and "nothing to export" in out
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [{"event_id": f"e{i}", "ts": t0 + timedelta(seconds=i), "org_id": "ring",
+             "endpoint": "/v1/chat/completions", "status": 200,
+             "last_user_text": f"Reason step by step, then answer in JSON. Question {i}: why?"}
+            for i in range(8)]
+    write_segment(tmp_path / "data" / "events", pa.Table.from_pylist(rows))
+    assert run("org", "create", "Ring", "--id", "ring", "--config", c)[0] == 0
+    bundle = tmp_path / "ring.json"
+    code, out = run("indicators", "export", "--org", "ring", "-o", str(bundle), "--tlp", "green",
+                    "--producer", "Provider A", "--config", c)
+    assert code == 0 and "indicators" in out
+    assert "Reason step by step" not in bundle.read_text()
+    code, out = run("indicators", "import", str(bundle), "--config", c, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["producer"] == "Provider A" and "ring" in doc["accounts"]

@@ -171,7 +171,9 @@ def policy_test(file: Path, json_out: JsonOpt = False) -> None:
     """Run every rule's examples (finding → expected action); exit 1 if any fails."""
     from .policy import run_examples
 
-    results = run_examples(_load(file))
+    loaded = _load(file)
+    results = run_examples(loaded)
+    untested = [r.id for r in loaded.rules if not r.examples]
     if json_out:
         _json([{**r.__dict__, "passed": r.passed} for r in results])
     else:
@@ -182,6 +184,9 @@ def policy_test(file: Path, json_out: JsonOpt = False) -> None:
             _out.print(f"{mark} {r.rule_id} example {r.index}: {r.actual}{escape(extra)}")
         failed = sum(not r.passed for r in results)
         _out.print(f"{len(results) - failed}/{len(results)} examples pass")
+        if untested:
+            _out.print(f"[yellow]rules without examples:[/] {', '.join(untested)} "
+                       "(add an `examples:` list so that changes to them are tested)")
     if any(not r.passed for r in results):
         raise typer.Exit(1)
 
