@@ -173,3 +173,13 @@ def test_case_open_and_decision_are_webhook_events(db: sessionmaker[Session]) ->
         events = [d.event for d in s.scalars(select(WebhookDelivery).order_by(
             WebhookDelivery.created_at))]
     assert sorted(events) == ["case.decision", "case.opened"]
+
+
+def test_open_from_finding_takes_its_account(db: sessionmaker[Session]) -> None:
+    with session_scope(db) as s:
+        case = cases.open_case_from_finding(s, "f1", actor="ana")
+        assert case.org_id == "acme" and "risk 6.5" in case.title
+        kinds = [e["kind"] for e in cases.timeline(s, case.id)]
+    assert kinds == ["opened", "finding"]
+    with session_scope(db) as s, pytest.raises(NotFound, match="nope"):
+        cases.open_case_from_finding(s, "nope", actor="ana")

@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "ActionRequest": "actions",
     "open_case": "cases",
     "open_case_for": "cases",
+    "open_case_from_finding": "cases",
     "add_note": "cases",
     "attach_finding": "cases",
     "attach_requests": "cases",

@@ -46,6 +46,7 @@ __all__ = [
     "open_case",
     "open_case_for",
     "open_case_for_cluster",
+    "open_case_from_finding",
     "record_response",
     "timeline",
 ]
@@ -181,6 +182,21 @@ def open_case(
         _entry(session, case, "finding", {"finding": finding_dict(f)}, actor,
                f"finding {f.id} attached")
     return case
+
+
+def open_case_from_finding(
+    session: Session, finding_id: str, *, actor: str, title: str | None = None,
+    reason: str = "opened from a finding",
+) -> Case:
+    """Open a case about a finding's account (and its cluster, when the store has it),
+    with the finding attached."""
+    f = _get_finding(session, finding_id)
+    cluster_id = f.cluster_id if f.cluster_id and session.get(Cluster, f.cluster_id) else None
+    return open_case(
+        session,
+        title=title or f"Investigation of {f.org_id}: {f.detector} finding (risk {f.risk:.1f})",
+        actor=actor, org_id=f.org_id, cluster_id=cluster_id, finding_ids=[f.id], reason=reason,
+    )
 
 
 def open_case_for(

@@ -414,20 +414,28 @@ class _Applied:
 
 @case_app.command("open")
 def case_open(
-    title: Annotated[str, typer.Option("--title", help="what is investigated")],
+    title: Annotated[str | None, typer.Option("--title", help="what is investigated")] = None,
     org: Annotated[str | None, typer.Option("--org", help="organization id")] = None,
     cluster: ClusterOpt = None,
-    finding: Annotated[list[str] | None, typer.Option("--finding", help="finding id; repeatable")
-                       ] = None,
+    finding: Annotated[list[str] | None, typer.Option(
+        "--finding", help="finding id; repeatable. Alone, opens the case on its account")] = None,
     reason: Annotated[str, typer.Option("--reason", "-r")] = "opened by hand",
     config: ConfigOpt = None, actor: ActorOpt = None,
 ) -> None:
-    """Open a case about an account or a cluster."""
-    from .cases import open_case
+    """Open a case about an account or a cluster, or from a finding; prints the case id."""
+    from .cases import attach_finding, open_case, open_case_from_finding
 
     with _session(config) as (_, s):
-        case = open_case(s, title=title, org_id=org, cluster_id=cluster,
-                         finding_ids=finding or [], actor=_actor(actor), reason=reason)
+        if org is None and cluster is None and finding:
+            case = open_case_from_finding(s, finding[0], actor=_actor(actor), title=title,
+                                          reason=reason)
+            for fid in finding[1:]:
+                attach_finding(s, case.id, fid, actor=_actor(actor))
+        else:
+            if not title:
+                raise _fail("give --title (or open from a finding with --finding alone)", 2)
+            case = open_case(s, title=title, org_id=org, cluster_id=cluster,
+                             finding_ids=finding or [], actor=_actor(actor), reason=reason)
         typer.echo(case.id)
 
 
