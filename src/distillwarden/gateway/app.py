@@ -35,7 +35,9 @@ from .limits import (
 )
 from .logs import log_event
 from .metrics import GatewayMetrics
+from .policy import authenticate, check_licence, check_use, effective_limits
 from .region import RegionResolver
+from .requests import parse_request
 from .sse import StreamAssembler
 from .store_sync import ChangeFeedPoller
 from .upstream import Route, build_routes
@@ -51,27 +53,6 @@ _LOG_UNAVAILABLE_SSE = (
     b'"param":null,"code":"event_log_unavailable"}}\n\n'
 )
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-# field -> (accepted types, name shown in the error)
-_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "stream": ((bool,), "a boolean"),
-    "n": ((int,), "an integer"),
-    "max_tokens": ((int,), "an integer"),
-    "max_completion_tokens": ((int,), "an integer"),
-    "temperature": ((int, float), "a number"),
-    "top_p": ((int, float), "a number"),
-    "logprobs": ((bool, int), "a boolean"),
-    "top_logprobs": ((int,), "an integer"),
-    "tools": ((list,), "an array"),
-}
-
-
-def _bad_type(name: str, value: Any) -> bool:
-    types, _ = _FIELD_TYPES[name]
-    if value is None:
-        return False
-    if isinstance(value, bool) and bool not in types:
-        return True
-    return not isinstance(value, types)
 
 
 class GatewayApp:
@@ -244,111 +225,6 @@ class GatewayApp:
             headers.extend(extra)
         await send_bytes(send, err.status, err.body(), headers)
 
-    def _authenticate(self, authorization: bytes | None) -> AccountAuth:
-        if not authorization:
-            raise GatewayError(
-                401,
-                "missing_api_key",
-                "no API key provided: send it as 'Authorization: Bearer sk-dw-...'",
-            )
-        if authorization[:7].lower() != b"bearer ":
-            raise GatewayError(
-                401,
-                "invalid_api_key",
-                "the Authorization header must be 'Bearer <api key>'",
-            )
-        token = authorization[7:].strip().decode("latin-1")
-        auth = self.cache.lookup(token)
-        if auth is None:
-            raise GatewayError(
-                401,
-                "invalid_api_key",
-                "incorrect, revoked or unknown API key; create a new one with "
-                "'distillwarden keys create'",
-            )
-        status = auth.org.status
-        if status == "terminated":
-            raise GatewayError(
-                403, "account_terminated", "this account has been terminated; contact your provider"
-            )
-        if auth.revoked:
-            raise GatewayError(
-                401, "revoked_api_key", "this API key has been revoked; create a new one"
-            )
-        if auth.expires_at is not None and time.time() >= auth.expires_at:
-            raise GatewayError(401, "expired_api_key", "this API key has expired; create a new one")
-        if status == "suspended":
-            raise GatewayError(
-                403,
-                "account_suspended",
-                "this account is suspended pending investigation; contact your provider",
-            )
-        return auth
-
-    def _limits(self, auth: AccountAuth) -> EffectiveLimits:
-        d = self.settings.limits
-        lic = auth.org.licence
-        key_rpm = (
-            auth.requests_per_min if auth.requests_per_min is not None else d.key_requests_per_min
-        )
-        key_tpm = auth.tokens_per_min if auth.tokens_per_min is not None else d.key_tokens_per_min
-        org_rpm = d.org_requests_per_min
-        org_tpm = d.org_tokens_per_min
-        if lic is not None:
-            if lic.requests_per_min is not None:
-                org_rpm = lic.requests_per_min
-            if lic.tokens_per_min is not None:
-                org_tpm = lic.tokens_per_min
-        if auth.org.status == "throttled":
-            f = auth.org.throttle_factor
-            if f is None:
-                f = d.throttled_factor
-            return EffectiveLimits(
-                _scaled(key_rpm, f), _scaled(key_tpm, f), _scaled(org_rpm, f), _scaled(org_tpm, f)
-            )
-        return EffectiveLimits(key_rpm, key_tpm, org_rpm, org_tpm)
-
-    def _check_licence(self, auth: AccountAuth, model: str, region: str) -> None:
-        lic = auth.org.licence
-        if lic is None:
-            raise GatewayError(
-                403,
-                "no_active_licence",
-                f"organization {auth.org.org_id} has no active licence; ask your provider to "
-                "set one",
-            )
-        now = time.time()
-        if lic.valid_from is not None and now < lic.valid_from:
-            raise GatewayError(403, "licence_not_yet_valid", "the licence is not valid yet")
-        if lic.valid_until is not None and now >= lic.valid_until:
-            raise GatewayError(403, "licence_expired", "the licence has expired; renew it")
-        if not lic.allows_model(model):
-            raise GatewayError(
-                403,
-                "model_not_licensed",
-                f"the licence does not cover model {model!r}",
-                param="model",
-            )
-        if not lic.allows_region(region):
-            raise GatewayError(
-                403,
-                "region_not_licensed",
-                f"the licence does not cover region {region!r}",
-            )
-
-    def _check_use(self, auth: AccountAuth, use: bytes) -> None:
-        """A declared use (header ``x-distillwarden-use``) must be one the licence permits."""
-        lic = auth.org.licence
-        declared = use.decode("latin-1").strip().lower()
-        if lic is None or declared not in lic.permitted_uses:
-            permitted = ", ".join(lic.permitted_uses) if lic else "none"
-            raise GatewayError(
-                403,
-                "use_not_permitted",
-                f"the licence does not permit the declared use {declared[:40]!r} "
-                f"(permitted: {permitted})",
-            )
-
     def _client_ip(self, scope: dict[str, Any], xff: bytes | None) -> str | None:
         if xff is not None and self.settings.trust_forwarded_for:
             first = xff.split(b",", 1)[0].strip()
@@ -387,7 +263,7 @@ class GatewayApp:
         model_label = "-"
         rate_headers: list[tuple[bytes, bytes]] = []
         try:
-            auth = self._authenticate(authorization)
+            auth = authenticate(self.cache, authorization)
             try:
                 size = int(declared) if declared is not None else None
             except ValueError:
@@ -396,7 +272,7 @@ class GatewayApp:
                 body = await read_body(receive, self.max_body, self.body_timeout_s, size)
             except ClientGone:
                 return
-            request = _parse_request(body, endpoint)
+            request = parse_request(body, endpoint)
             model: str = request["model"]
             route = self.routes.get(model)
             if route is None:
@@ -414,12 +290,12 @@ class GatewayApp:
                 region = self.regions.from_header(region_value)
             if region is None:
                 region = self.regions.from_ip(client_ip)
-            self._check_licence(auth, model, region)
+            check_licence(auth, model, region)
             if use is not None:
-                self._check_use(auth, use)
+                check_use(auth, use)
             max_tokens = request.get("max_tokens") or request.get("max_completion_tokens") or 0
             estimate = len(body) // 4 + (max_tokens if isinstance(max_tokens, int) else 0)
-            limits = self._limits(auth)
+            limits = effective_limits(self.settings.limits, auth)
             local = self._local_limiter
             if local is not None:
                 decision = local.acquire_now(auth.key_id, auth.org.org_id, limits, estimate)
@@ -669,7 +545,7 @@ class GatewayApp:
             if k == b"authorization":
                 authorization = v
                 break
-        return self._authenticate(authorization)
+        return authenticate(self.cache, authorization)
 
     def _model_entries(self, auth: AccountAuth) -> list[dict[str, Any]]:
         lic = auth.org.licence
@@ -773,75 +649,6 @@ async def _disconnected(receive: Any) -> None:
         msg = await receive()
         if msg["type"] == "http.disconnect":
             return
-
-
-def _scaled(limit: int, factor: float) -> int:
-    """A throttled limit (never 0, which would mean unlimited)."""
-    if not limit:
-        return limit
-    return max(1, int(limit * factor))
-
-
-def _parse_request(body: bytes, endpoint: str) -> dict[str, Any]:
-    """Decode and check the fields the gateway relies on; everything else passes through."""
-    try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise GatewayError(
-            400, "invalid_json", f"the request body is not valid JSON ({exc.msg})"
-        ) from None
-    if not isinstance(request, dict):
-        raise GatewayError(400, "invalid_request", "the request body must be a JSON object")
-    model = request.get("model")
-    if model is None:
-        raise GatewayError(400, "missing_required_parameter", "'model' is required", param="model")
-    if not isinstance(model, str) or not model:
-        raise GatewayError(400, "invalid_type", "'model' must be a non-empty string", param="model")
-    if endpoint == "/v1/chat/completions":
-        messages = request.get("messages")
-        if messages is None:
-            raise GatewayError(
-                400, "missing_required_parameter", "'messages' is required", param="messages"
-            )
-        if not isinstance(messages, list) or not messages:
-            raise GatewayError(
-                400, "invalid_type", "'messages' must be a non-empty array", param="messages"
-            )
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise GatewayError(
-                    400,
-                    "invalid_type",
-                    f"messages[{i}] must be an object with a string 'role'",
-                    param=f"messages[{i}]",
-                )
-    elif endpoint == "/v1/completions":
-        if "prompt" not in request:
-            raise GatewayError(
-                400, "missing_required_parameter", "'prompt' is required", param="prompt"
-            )
-        if not isinstance(request["prompt"], str | list):
-            raise GatewayError(
-                400, "invalid_type", "'prompt' must be a string or an array", param="prompt"
-            )
-    else:
-        if "input" not in request:
-            raise GatewayError(
-                400, "missing_required_parameter", "'input' is required", param="input"
-            )
-        if not isinstance(request["input"], str | list):
-            raise GatewayError(
-                400, "invalid_type", "'input' must be a string or an array", param="input"
-            )
-    for name in _FIELD_TYPES.keys() & request.keys():
-        if _bad_type(name, request[name]):
-            raise GatewayError(
-                400,
-                "invalid_type",
-                f"'{name}' must be {_FIELD_TYPES[name][1]}",
-                param=name,
-            )
-    return request
 
 
 def _upgrade_database(url: str) -> None:
