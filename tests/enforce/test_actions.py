@@ -260,3 +260,19 @@ def test_batch_with_conflicting_actions_changes_nothing(db: sessionmaker[Session
                                  ActionRequest("warn", "first offence", org_ids=["acme"])],
                              actor="a")
     assert len(plans) == 5 and _status(db)["acme"] == "warned"
+
+
+def test_strategic_member_of_a_suspended_cluster_goes_to_review(
+    db: sessionmaker[Session]
+) -> None:
+    with session_scope(db) as s:
+        services.update_org(s, "hydra1", tier="strategic", actor="t")
+    with session_scope(db) as s:
+        plans = apply_policy(s, [s.get(Finding, "f-h0")], load_policy(default_policy_path()),
+                             actor="policy:default")
+    by_org = {p.org_id: p for p in plans}
+    assert by_org["hydra1"].action == "flag"
+    assert by_org["hydra1"].capped_by == "strategic-human-first"
+    st = _status(db)
+    assert st["hydra1"] == "active"
+    assert all(st[f"hydra{i}"] == "suspended" for i in (0, 2, 3))
