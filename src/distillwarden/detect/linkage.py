@@ -6,7 +6,12 @@ hours (synchronised timing) and SimHash bands of its prompt-embedding centroid. 
 that share a token are candidate pairs (blocking, never all pairs). A pair's edge weight is
 the sum over evidence kinds it shares of ``-log10 q_kind``, where ``q_kind`` is how often two
 *benign* accounts share that kind of evidence (the calibrated null, learned in :meth:`fit`).
-Content evidence (shared templates, near-duplicate fingerprints, embedding centroids) is
+Timing and embedding evidence is graded: sharing more of an account's MinHash / SimHash bands
+is rarer among benign pairs and weighs more (the weight per number of bands shared is learned
+like the others). The reseller channel is supporting evidence capped at ``channel_cap``.
+Accounts left alone after linking are attached to a cluster when their evidence against the
+cluster's pooled tokens reaches the threshold. Content evidence (shared templates,
+near-duplicate fingerprints, embedding centroids) is
 correlated with itself and is shared by unrelated operators who copy the same public
 template, so together it counts as one kind capped at ``content_cap``: content supports a
 link but never makes one alone. Edges at or above ``threshold`` (default
@@ -33,13 +38,17 @@ log = logging.getLogger(__name__)
 
 #: prior weights (-log10 of the benign sharing rate) used before :meth:`HydraLinker.fit`
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "net": 4.0, "ua": 1.0, "pay": 6.0, "tpl": 2.0, "fp": 2.0, "time": 1.0, "emb": 1.0,
+    "net": 4.0, "ua": 1.0, "pay": 6.0, "chan": 1.0, "tpl": 2.0, "fp": 2.0, "time": 1.0,
+    "emb": 1.0,
 }
+KINDS = tuple(DEFAULT_WEIGHTS)
+#: sharing 1..MAX_GRADE distinct tokens of a kind (e.g. timing bands) is graded evidence
+MAX_GRADE = 4
 
 CONTENT_KINDS = ("tpl", "fp", "emb")
 
-_TIME_HASHES = 8
-_TIME_BAND = 2
+_TIME_HASHES = 16
+_TIME_BAND = 4
 _EMB_BITS = 12
 _EMB_BANDS = 4
 
@@ -98,6 +107,24 @@ def _time_tokens(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     return out
 
 
+def _channel_tokens(
+    features: pa.Table, accounts: pa.Table | None
+) -> list[tuple[str, str, str]]:
+    """The licence channel of each account when it is not ``direct`` (a reseller)."""
+    chan: dict[str, str] = {}
+    for org, c in zip(features.column("org_id").to_pylist(),
+                      features.column("channel").to_pylist(), strict=True):
+        if c:
+            chan[org] = c
+    if accounts is not None and "channel" in accounts.column_names:
+        present = set(chan) | set(features.column("org_id").to_pylist())
+        for org, c in zip(accounts.column("org_id").to_pylist(),
+                          accounts.column("channel").to_pylist(), strict=True):
+            if c and org in present:
+                chan[org] = c
+    return [(o, "chan", c) for o, c in chan.items() if c and c != "direct"]
+
+
 def _emb_tokens(centroids: dict[str, np.ndarray], seed: int) -> list[tuple[str, str, str]]:
     """SimHash bands of embedding centroids (centred on the mean centroid)."""
     if len(centroids) < 2:
@@ -131,6 +158,8 @@ def evidence_tokens(
     rows = con.sql(_token_sql(min_share, min_repeat)).fetchall()
     rows += _time_tokens(con)
     con.close()
+    chan_rows = _channel_tokens(features, accounts)
+    rows += chan_rows
     if accounts is not None and "payment_fingerprint_hash" in accounts.column_names:
         present = set(features.column("org_id").to_pylist())
         for org, pay in zip(
@@ -183,6 +212,9 @@ class HydraLinker:
         min_repeat: int = 3,
         max_weight: float = 8.0,
         content_cap: float = 2.0,
+        channel_cap: float = 2.0,
+        attach: bool = True,
+        margin: float = 0.5,
         seed: int = 0,
     ) -> None:
         self.threshold = threshold
@@ -191,6 +223,9 @@ class HydraLinker:
         self.min_repeat = min_repeat
         self.max_weight = max_weight
         self.content_cap = content_cap
+        self.channel_cap = channel_cap
+        self.attach = attach
+        self.margin = margin
         self.seed = seed
 
     def _tokens(
@@ -204,35 +239,100 @@ class HydraLinker:
             min_share=self.min_share, min_repeat=self.min_repeat, seed=self.seed,
         )
 
+    def _pairs(
+        self, groups: list[tuple[str, str, np.ndarray]], n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
+        """Candidate pairs from tokens held by at most ``max_block`` accounts: ``(pair key
+        i*n+j, kind code, number of distinct tokens of that kind shared)`` and the big
+        blocks left out."""
+        kind_code = {k: c for c, k in enumerate(KINDS)}
+        pi: list[np.ndarray] = []
+        pk: list[np.ndarray] = []
+        big: list[tuple[str, np.ndarray]] = []
+        for kind, _v, members in groups:
+            if len(members) > self.max_block:
+                big.append((kind, members))
+                continue
+            i, j = np.triu_indices(len(members), 1)
+            pi.append(members[i] * n + members[j])
+            pk.append(np.full(len(i), kind_code[kind], np.int64))
+        if not pi:
+            z = np.zeros(0, np.int64)
+            return z, z, z, big
+        key = np.concatenate(pi) * len(KINDS) + np.concatenate(pk)
+        uniq, counts = np.unique(key, return_counts=True)
+        return uniq // len(KINDS), uniq % len(KINDS), counts, big
+
     def fit(
         self,
         features: pa.Table,
         accounts: pa.Table | None = None,
         centroids: dict[str, np.ndarray] | None = None,
     ) -> HydraLinker:
-        """Learn ``q_kind``: the share of benign account pairs that share a token of each kind
-        (+1 smoothed), and the weights ``-log10 q_kind``."""
+        """Learn, per kind of evidence and per number of distinct tokens shared, the share of
+        benign account pairs that share it (+1 smoothed): ``weights_[kind][b] = -log10 q``."""
         tokens = self._tokens(features, accounts, centroids)
-        n = len(set(features.column("org_id").to_pylist()))
-        pairs_total = max(n * (n - 1) / 2.0, 1.0)
+        n_acc = len(set(features.column("org_id").to_pylist()))
+        pairs_total = max(n_acc * (n_acc - 1) / 2.0, 1.0)
         orgs, groups = _groups(tokens)
-        shared: dict[str, set[tuple[int, int]]] = {k: set() for k in DEFAULT_WEIGHTS}
-        for kind, _v, members in groups:
-            if len(members) > 2000:  # a huge benign block: count it without enumerating
-                shared.setdefault(kind + "#big", set()).add((len(members), 0))
-                continue
-            i, j = np.triu_indices(len(members), 1)
-            shared.setdefault(kind, set()).update(zip(members[i].tolist(), members[j].tolist(), strict=True))
-        self.null_rate_ = {}
-        self.weights_ = {}
-        for kind in DEFAULT_WEIGHTS:
-            count = float(len(shared.get(kind, ())))
-            count += sum(k * (k - 1) / 2.0 for k, _ in shared.get(kind + "#big", ()))
-            q = (count + 1.0) / (pairs_total + 1.0)
-            self.null_rate_[kind] = q
-            self.weights_[kind] = float(min(-np.log10(q), self.max_weight))
-        self.n_reference_accounts_ = n
+        pair, kind, count, big = self._pairs(groups, max(len(orgs), 1))
+        self.null_rate_: dict[str, list[float]] = {}
+        self.weights_: dict[str, list[float]] = {}
+        for c, k in enumerate(KINDS):
+            extra = sum(len(m) * (len(m) - 1) / 2.0 for kk, m in big if kk == k)
+            rates = []
+            for b in range(1, MAX_GRADE + 1):
+                shared = float(((kind == c) & (count >= b)).sum()) + (extra if b == 1 else 0.0)
+                rates.append((shared + 1.0) / (pairs_total + 1.0))
+            self.null_rate_[k] = rates
+            self.weights_[k] = [float(min(-np.log10(q), self.max_weight)) for q in rates]
+        self.n_reference_accounts_ = n_acc
+        # evidence kinds are not independent among benign accounts (one product's users
+        # share a client library, its templates and its working hours), so the threshold
+        # is also set above the strongest evidence any benign reference pair has
+        self.benign_max_pair_weight_ = 0.0
+        if len(pair):
+            uniq, inv = np.unique(pair, return_inverse=True)
+            self.benign_max_pair_weight_ = float(
+                self._pair_weight(kind, count, inv, len(uniq)).max()
+            )
         return self
+
+    def threshold_for(self, n_accounts: int) -> float:
+        """The edge threshold for a graph of ``n_accounts`` accounts: at least
+        ``log10(n) + 2`` (under independence, fewer than 1% of accounts get a false edge)
+        and above the strongest benign reference pair by ``margin``."""
+        if self.threshold is not None:
+            return float(self.threshold)
+        base = float(np.log10(max(n_accounts, 10)) + 2.0)
+        return max(base, getattr(self, "benign_max_pair_weight_", 0.0) + self.margin)
+
+    def _weights(self) -> dict[str, list[float]]:
+        fitted = getattr(self, "weights_", None)
+        if fitted is not None:
+            return fitted
+        return {k: [w] * MAX_GRADE for k, w in DEFAULT_WEIGHTS.items()}
+
+    def _pair_weight(self, kind: np.ndarray, count: np.ndarray, inv: np.ndarray,
+                     n_pairs: int, *, capped: bool = True) -> np.ndarray:
+        """Total evidence per pair: infrastructure kinds add up; content kinds count once
+        (their maximum) capped at ``content_cap``; the channel is capped at
+        ``channel_cap``."""
+        weights = self._weights()
+        table = np.array([weights[k] for k in KINDS])  # (kinds, grades)
+        w = table[kind, np.minimum(count, MAX_GRADE) - 1]
+        is_content = np.isin(kind, [KINDS.index(k) for k in CONTENT_KINDS])
+        is_chan = kind == KINDS.index("chan")
+        plain = np.where(is_content | is_chan, 0.0, w)
+        total = np.bincount(inv, weights=plain, minlength=n_pairs)
+        content = np.zeros(n_pairs)
+        np.maximum.at(content, inv, np.where(is_content, w, 0.0))
+        chan = np.zeros(n_pairs)
+        np.maximum.at(chan, inv, np.where(is_chan, w, 0.0))
+        if not capped:
+            return np.asarray(total + content + chan)
+        return np.asarray(total + np.minimum(content, self.content_cap)
+                          + np.minimum(chan, self.channel_cap))
 
     def link(
         self,
@@ -241,55 +341,30 @@ class HydraLinker:
         centroids: dict[str, np.ndarray] | None = None,
     ) -> list[HydraCluster]:
         """Clusters (of two or more accounts) in this traffic, each with its evidence."""
-        weights = getattr(self, "weights_", DEFAULT_WEIGHTS)
         tokens = self._tokens(features, accounts, centroids)
         orgs, groups = _groups(tokens)
         n = len(orgs)
         if n < 2:
             return []
-        tau = self.threshold if self.threshold is not None else float(np.log10(max(n, 10)) + 2.0)
-        pair_i: list[np.ndarray] = []
-        pair_j: list[np.ndarray] = []
-        pair_kind: list[np.ndarray] = []
-        chain_i: list[np.ndarray] = []
-        chain_j: list[np.ndarray] = []
-        kinds = sorted(weights)
-        kind_code = {k: c for c, k in enumerate(kinds)}
+        tau = self.threshold_for(n)
+        pair, kind, count, big = self._pairs(groups, n)
+        weights = self._weights()
+        edges_i: list[np.ndarray] = []
+        edges_j: list[np.ndarray] = []
         skipped = 0
-        for kind, _v, members in groups:
-            w = weights.get(kind, 0.0)
-            if len(members) <= self.max_block:
-                i, j = np.triu_indices(len(members), 1)
-                pair_i.append(members[i])
-                pair_j.append(members[j])
-                pair_kind.append(np.full(len(i), kind_code[kind], np.int64))
-            elif w >= tau:
-                chain_i.append(members[:-1])
-                chain_j.append(members[1:])
+        for k, members in big:
+            if weights[k][0] >= tau and k not in CONTENT_KINDS and k != "chan":
+                edges_i.append(members[:-1])
+                edges_j.append(members[1:])
             else:
                 skipped += 1
         if skipped:
             log.info("linkage: %d weak evidence tokens shared by > %d accounts skipped",
                      skipped, self.max_block)
-        edges_i: list[np.ndarray] = list(chain_i)
-        edges_j: list[np.ndarray] = list(chain_j)
         edge_w: dict[tuple[int, int], float] = {}
-        if pair_i:
-            pi = np.concatenate(pair_i)
-            pj = np.concatenate(pair_j)
-            pk = np.concatenate(pair_kind)
-            # one contribution per (pair, kind), then sum the kinds' weights per pair
-            key = (pi * n + pj) * len(kinds) + pk
-            key = np.unique(key)
-            pk = key % len(kinds)
-            pair = key // len(kinds)
-            wvec = np.array([weights[k] for k in kinds])[pk]
-            is_content = np.isin(pk, [kind_code[k] for k in CONTENT_KINDS if k in kind_code])
+        if len(pair):
             uniq, inv = np.unique(pair, return_inverse=True)
-            total = np.bincount(inv, weights=np.where(is_content, 0.0, wvec))
-            content = np.zeros(len(uniq))
-            np.maximum.at(content, inv, np.where(is_content, wvec, 0.0))
-            total += np.minimum(content, self.content_cap)
+            total = self._pair_weight(kind, count, inv, len(uniq))
             strong = total >= tau
             edges_i.append(uniq[strong] // n)
             edges_j.append(uniq[strong] % n)
@@ -297,16 +372,67 @@ class HydraLinker:
                 (int(a // n), int(a % n)): float(t)
                 for a, t in zip(uniq[strong], total[strong], strict=True)
             }
-        if not edges_i:
-            return []
         ei = np.concatenate(edges_i) if edges_i else np.zeros(0, np.int64)
         ej = np.concatenate(edges_j) if edges_j else np.zeros(0, np.int64)
         if len(ei) == 0:
             return []
         graph = coo_matrix((np.ones(len(ei)), (ei, ej)), shape=(n, n))
         _ncomp, labels = connected_components(graph, directed=False)
+        if self.attach:
+            labels = self._attach(labels, groups, n, tau)
         sizes = np.bincount(labels)
         return self._clusters(orgs, labels, sizes, tokens, edge_w, tau)
+
+    def _attach(
+        self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float
+    ) -> np.ndarray:
+        """Attach each unlinked account to the cluster (>= 3 members) with which it shares
+        the most evidence, when that evidence (counted against the cluster's pooled tokens,
+        each token needing at least two holders in the cluster, content and channel not
+        capped) reaches ``tau``."""
+        sizes = np.bincount(labels, minlength=n)
+        in_cluster = sizes[labels] >= 3
+        lone = sizes[labels] == 1
+        if not in_cluster.any() or not lone.any():
+            return labels
+        kind_code = {k: c for c, k in enumerate(KINDS)}
+        rows_a: list[np.ndarray] = []
+        rows_c: list[np.ndarray] = []
+        rows_k: list[np.ndarray] = []
+        for kind, _v, members in groups:
+            labs = labels[members]
+            clustered = in_cluster[members]
+            if not clustered.any() or not lone[members].any():
+                continue
+            cl_ids, cl_counts = np.unique(labs[clustered], return_counts=True)
+            cl_ids = cl_ids[cl_counts >= 2]
+            if not len(cl_ids):
+                continue
+            singles = members[lone[members]]
+            a = np.repeat(singles, len(cl_ids))
+            c = np.tile(cl_ids, len(singles))
+            rows_a.append(a)
+            rows_c.append(c)
+            rows_k.append(np.full(len(a), kind_code[kind], np.int64))
+        if not rows_a:
+            return labels
+        key = (np.concatenate(rows_a) * n + np.concatenate(rows_c)) * len(KINDS) + \
+            np.concatenate(rows_k)
+        uniq, counts = np.unique(key, return_counts=True)
+        acc_cl = uniq // len(KINDS)
+        kinds_arr = uniq % len(KINDS)
+        upair, inv = np.unique(acc_cl, return_inverse=True)
+        # against a whole cluster, shared templates and channel are specific evidence
+        total = self._pair_weight(kinds_arr, counts, inv, len(upair), capped=False)
+        out = labels.copy()
+        best: dict[int, tuple[float, int]] = {}
+        for pk, t in zip(upair.tolist(), total.tolist(), strict=True):
+            acc_i, cl_i = divmod(int(pk), n)
+            if t >= tau and t > best.get(acc_i, (-1.0, -1))[0]:
+                best[acc_i] = (float(t), cl_i)
+        for acc_i, (_t, cl_i) in best.items():
+            out[acc_i] = cl_i
+        return out
 
     def _clusters(
         self,
