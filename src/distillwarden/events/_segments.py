@@ -36,6 +36,7 @@ SPOOL_DIR = "spool"
 REJECTED_DIR = "rejected"
 TMP_PREFIX = ".tmp-"
 COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 10_000  # small enough for time pruning, large enough for compression
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,200}$")
 
@@ -106,7 +107,7 @@ def write_parquet_atomic(
                 continue
             if writer is None:
                 writer = pq.ParquetWriter(tmp, EVENT_SCHEMA, compression=COMPRESSION)
-            writer.write_table(table)
+            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows += table.num_rows
             bounds = pc.min_max(table.column("ts").cast(pa.int64()))
             lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
