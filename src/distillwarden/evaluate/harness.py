@@ -11,6 +11,7 @@ hydra members, balanced accuracy, hard negatives flagged, queries and hours to d
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ class DetectorResult:
 
     def as_dict(self, *, with_curves: bool = False) -> dict[str, Any]:
         """JSON-ready result (curves and raw scores only when asked)."""
-        out = {
+        out: dict[str, Any] = {
             "name": self.name,
             "roc_auc": self.roc_auc,
             "thresholds": [t.__dict__ for t in self.thresholds],
@@ -332,7 +333,7 @@ def _evaluate_one(
 
 def evaluate(
     detector: Detector | Mapping[str, Detector],
-    dataset: Dataset | str,
+    dataset: Dataset | str | os.PathLike[str],
     *,
     fprs: Sequence[float] = (0.001, 0.01),
     windows: Sequence[int] = DEFAULT_DELAY_STEPS,

@@ -119,12 +119,12 @@ class MMDBaselineDetector:
         self.random_state = random_state
         self.cache_dir = cache_dir
         self.embedder = embedder
+        self._cache_obj: EmbeddingCache | None = None
 
     # -- embeddings -----------------------------------------------------------------------
     def _cache(self) -> EmbeddingCache:
-        if getattr(self, "_cache_obj", None) is None or self._cache_obj.directory != (
-            Path(self.cache_dir) if self.cache_dir else None
-        ):
+        wanted_dir = Path(self.cache_dir) if self.cache_dir else None
+        if self._cache_obj is None or self._cache_obj.directory != wanted_dir:
             embedder = self.embedder
             if embedder is None:
                 from ..embeddings import embed_texts
@@ -157,7 +157,7 @@ class MMDBaselineDetector:
         self.reference_ = ref
         self.bandwidth_ = median_heuristic(ref, seed=self.random_state)
         self.reference_gram_ = mixture_kernel(ref, ref, self.bandwidth_, self.bandwidth_factors)
-        self.null_ = {}
+        self.null_: dict[int, float] = {}
         self.threshold_ = 1.0
         return self
 

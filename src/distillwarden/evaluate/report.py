@@ -56,7 +56,7 @@ def _score_plot(r: DetectorResult) -> str:
     lo, hi = np.percentile(all_vals, 0.5), np.percentile(all_vals, 99.5)
     bins = np.linspace(lo, hi if hi > lo else lo + 1, 50)
     for name, vals in groups.items():
-        ax.hist(np.clip(vals, lo, hi), bins=bins, alpha=0.45, density=True, label=name)
+        ax.hist(np.clip(vals, lo, hi), bins=bins.tolist(), alpha=0.45, density=True, label=name)
     for t in r.thresholds:
         ax.axvline(t.value, ls="--", c="k", lw=0.8)
         ax.text(t.value, ax.get_ylim()[1] * 0.9, f" FPR {t.fpr:g}", fontsize=7)
