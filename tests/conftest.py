@@ -46,8 +46,24 @@ def _wait_port(port: int, timeout_s: float = 20.0) -> bool:
     return False
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite store made once per session; tests get copies (much faster than
+    running the migrations for every test)."""
+    path = tmp_path_factory.mktemp("store-template") / "distillwarden.db"
+    upgrade_database(f"sqlite:///{path}")
+    assert not path.with_name(path.name + "-wal").exists(), "template not checkpointed"
+    return path
+
+
+def _fresh_sqlite(template: Path, target: Path) -> str:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture
-def tmp_settings(tmp_path: Path) -> Settings:
+def tmp_settings(tmp_path: Path, _sqlite_template: Path) -> Settings:
     """Settings on a fresh data dir with a migrated SQLite store and fixed secrets."""
     settings = load_settings(
         None,
@@ -55,7 +71,7 @@ def tmp_settings(tmp_path: Path) -> Settings:
         secret=TEST_SECRET,
         admin_token=TEST_ADMIN_TOKEN,
     )
-    upgrade_database(settings.effective_database_url)
+    _fresh_sqlite(_sqlite_template, tmp_path / "data" / "distillwarden.db")
     return settings
 
 
@@ -98,15 +114,36 @@ def postgres_db_url(postgres_url: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def _postgres_template(postgres_url: str) -> str:
+    """A migrated PostgreSQL database used as the template of per-test databases."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "dw_template"')
+    upgrade_database(postgres_url.rsplit("/", 1)[0] + "/dw_template")
+    return "dw_template"
+
+
+@pytest.fixture
+def postgres_store_url(postgres_url: str, _postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test (dropped afterwards)."""
+    import psycopg
+
+    name = "t_" + secrets.token_hex(6)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_postgres_template}"')
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: Path) -> str:
     """A migrated store URL, once on SQLite and once on PostgreSQL (tests run on both)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    upgrade_database(url)
-    return url
+        return _fresh_sqlite(_sqlite_template, tmp_path / "store.db")
+    return str(request.getfixturevalue("postgres_store_url"))
 
 
 @pytest.fixture
