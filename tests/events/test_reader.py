@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -157,3 +157,16 @@ def test_remote_urls_other_than_file_are_refused_clearly(tmp_path: Path, log_dir
     assert read_events(f"file://{log_dir}").num_rows == 120
     with pytest.raises(ValueError, match="only local directories"):
         read_events("s3://bucket/events")
+
+
+def test_time_bounds_are_exact_to_the_microsecond(events_dir: Path) -> None:
+    # since is inclusive and until exclusive, at microsecond precision.
+    base = 1_735_689_600_123_457  # 2025-01-01T00:00:00.123457Z
+    rows = [dict(make_event(i), ts=base + i, event_id=f"e{i}") for i in range(3)]
+    with EventWriter(events_dir) as w:
+        for r in rows:
+            w.append(r)
+    since = datetime(2025, 1, 1, 0, 0, 0, 123_458, tzinfo=UTC)
+    got = read_events(events_dir, since=since, until=base + 2, columns=["event_id"])
+    assert got.column("event_id").to_pylist() == ["e1"]
+    assert read_events(events_dir, since=base + 2).num_rows == 1

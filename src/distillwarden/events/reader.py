@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = [
 log = logging.getLogger("distillwarden.events")
 
 TimeLike = datetime | str | int | None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REQUIRED = [f.name for f in EVENT_SCHEMA if not f.nullable]
 _VERSION_KEY = b"distillwarden.schema_version"
 
@@ -123,6 +124,11 @@ def list_segments(directory: str | os.PathLike[str]) -> list[Path]:
 
 def _micros_to_dt(v: int) -> datetime:
     return datetime.fromtimestamp(v // 1_000_000, UTC).replace(microsecond=v % 1_000_000)
+
+
+def _dt_micros(dt: datetime) -> int:
+    """Epoch microseconds in integer arithmetic (no float rounding)."""
+    return (dt - _EPOCH) // timedelta(microseconds=1)
 
 
 def _to_dt(value: TimeLike) -> datetime | None:
@@ -212,7 +218,7 @@ def _rg_bounds(pf: pq.ParquetFile, i: int) -> tuple[int, int] | None:
     if isinstance(lo, datetime) and isinstance(hi, datetime):
         lo_dt = lo if lo.tzinfo else lo.replace(tzinfo=UTC)
         hi_dt = hi if hi.tzinfo else hi.replace(tzinfo=UTC)
-        return int(lo_dt.timestamp() * 1_000_000), int(hi_dt.timestamp() * 1_000_000)
+        return _dt_micros(lo_dt), _dt_micros(hi_dt)
     if isinstance(lo, int) and isinstance(hi, int):
         return lo, hi
     return None
@@ -269,8 +275,8 @@ class _Filter:
     def make(cls, since: TimeLike, until: TimeLike, orgs: Iterable[str] | None) -> _Filter:
         s, u = _to_dt(since), _to_dt(until)
         return cls(
-            since_us=int(s.timestamp() * 1_000_000) if s else None,
-            until_us=int(u.timestamp() * 1_000_000) if u else None,
+            since_us=_dt_micros(s) if s else None,
+            until_us=_dt_micros(u) if u else None,
             orgs=pa.array(sorted(set(orgs)), pa.string()) if orgs is not None else None,
         )
 
