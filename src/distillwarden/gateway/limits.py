@@ -189,13 +189,15 @@ class LocalRateLimiter(RateLimiter):
         """Replace the token estimate by the actual usage (``delta`` = actual - estimate)."""
         if not delta:
             return
-        now = self._clock()
+        # levels drain lazily from their last update, so the correction is a plain addition
         if limits.key_tpm:
-            kb = self._levels("k:" + key_id, limits.key_rpm, limits.key_tpm, now)
-            kb[1] = max(0.0, kb[1] + delta)
+            kb = self._buckets.get("k:" + key_id)
+            if kb is not None:
+                kb[1] = max(0.0, kb[1] + delta)
         if limits.org_tpm:
-            ob = self._levels("o:" + org_id, limits.org_rpm, limits.org_tpm, now)
-            ob[1] = max(0.0, ob[1] + delta)
+            ob = self._buckets.get("o:" + org_id)
+            if ob is not None:
+                ob[1] = max(0.0, ob[1] + delta)
 
     async def settle(self, key_id: str, org_id: str, limits: EffectiveLimits, delta: int) -> None:
         self.settle_now(key_id, org_id, limits, delta)
