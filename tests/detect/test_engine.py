@@ -1,0 +1,161 @@
+"""Batch and incremental detection over the event log, findings in the store, bad input."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import select
+
+from distillwarden.detect.engine import IncrementalDetection, run_detection
+from distillwarden.detect.scoring import DistillationDetector
+from distillwarden.events.schema import SCHEMA_VERSION
+from distillwarden.events.writer import write_segment
+from distillwarden.store.models import Cluster, Finding
+
+from .conftest import TrafficBuilder, attack_prompts, hash_embedder
+
+
+@pytest.fixture(scope="module")
+def detector(benign_prompts: list[str]) -> DistillationDetector:
+    ref = TrafficBuilder(21)
+    for i in range(120):
+        ref.account(f"ref{i}", benign_prompts[::2], n=int(15 + ref.rng.integers(80)))
+    return DistillationDetector(embedder=hash_embedder).fit(ref.events(), ref.accounts_table())
+
+
+@pytest.fixture(scope="module")
+def fast_detector(benign_prompts: list[str]) -> DistillationDetector:
+    """Without embedding signals: for the bad-input tests, where only reading matters."""
+    ref = TrafficBuilder(23)
+    for i in range(40):
+        ref.account(f"ref{i}", benign_prompts[::2], n=int(10 + ref.rng.integers(30)))
+    return DistillationDetector(use_embeddings=False).fit(ref.events(), ref.accounts_table())
+
+
+def _small_traffic(benign: list[str]) -> TrafficBuilder:
+    t = TrafficBuilder(24)
+    for i in range(8):
+        t.account(f"ben{i}", benign[::2], n=15)
+    t.account("att_dataset", attack_prompts("dataset", benign[1::2]), n=40, mean_gap_s=60)
+    return t
+
+
+def _traffic(benign: list[str]) -> TrafficBuilder:
+    t = TrafficBuilder(22)
+    for i in range(30):
+        t.account(f"ben{i}", benign[::2], n=int(15 + t.rng.integers(80)))
+    t.account("att_dataset", attack_prompts("dataset", benign[1::2]), n=120, mean_gap_s=60)
+    t.account("att_judge", attack_prompts("judge", benign[1::2]), n=120, mean_gap_s=60)
+    for j in range(6):
+        t.account(f"hyd{j}", attack_prompts("dataset", benign[1::2]), n=20, ip_net="net_h",
+                  ua="ua_h", payment="pay_h", channel="reseller:proxy")
+    return t
+
+
+def _segments(events: pa.Table, directory: Path, parts: int) -> list[Path]:
+    order = np.argsort(events.column("ts").to_numpy())
+    events = events.take(pa.array(order))
+    size = -(-events.num_rows // parts)
+    return [write_segment(directory, events.slice(i * size, size), name=f"seg-{i:03d}")
+            for i in range(parts)]
+
+
+def test_batch_equals_incremental_and_findings_stored(
+    detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path,
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    t = _traffic(benign_prompts)
+    events, accounts = t.events(), t.accounts_table()
+    inc_dir = tmp_path / "inc"
+    inc = IncrementalDetection(inc_dir, detector, accounts=accounts, fpr=0.01)
+    order = np.argsort(events.column("ts").to_numpy())
+    ordered = events.take(pa.array(order))
+    size = -(-ordered.num_rows // 4)
+    for i in range(4):
+        write_segment(inc_dir, ordered.slice(i * size, size), name=f"seg-{i:03d}")
+        run = inc.poll()
+        assert run is not None
+    assert inc.poll() is None  # nothing new
+    batch = run_detection(inc_dir, detector, accounts=accounts, fpr=0.01,
+                          session_factory=session_factory)
+    assert run.events == batch.events == events.num_rows
+    inc_f = {f.org_id: f for f in run.findings}
+    bat_f = {f.org_id: f for f in batch.findings}
+    assert set(inc_f) == set(bat_f)
+    for org, f in bat_f.items():
+        assert inc_f[org].risk == pytest.approx(f.risk, rel=1e-6, abs=1e-9)
+        assert inc_f[org].id == f.id
+    assert {"att_dataset", "att_judge"} <= set(bat_f)
+    with session_factory() as s:
+        stored = {f.org_id: f for f in s.execute(select(Finding)).scalars()}
+        clusters = s.execute(select(Cluster)).scalars().all()
+    assert set(stored) == set(bat_f)
+    f = stored["att_dataset"]
+    assert f.threshold_fpr == 0.01 and f.p_value is not None and f.p_value < 0.01
+    assert f.evidence["requests"] == 120 and f.evidence["first_request"]
+    top = f.signals["share_dataset"]
+    assert top["requests"] > 0 and top["example_request_ids"][0].startswith("evt_att_dataset")
+    assert any(set(c.members) >= {f"hyd{j}" for j in range(6)} for c in clusters)
+    # re-running the same window updates, never duplicates
+    run_detection(inc_dir, detector, accounts=accounts, fpr=0.01, session_factory=session_factory)
+    with session_factory() as s:
+        assert len(s.execute(select(Finding)).scalars().all()) == len(stored)
+
+
+def test_corrupt_and_foreign_segments_are_skipped_with_reason(
+    fast_detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = _small_traffic(benign_prompts)
+    events, accounts = t.events(), t.accounts_table()
+    d = tmp_path / "ev"
+    _segments(events, d, 2)
+    clean = run_detection(d, fast_detector, accounts=accounts, fpr=0.01)
+    (d / "garbage.parquet").write_bytes(b"not parquet at all")
+    pq.write_table(pa.table({"x": [1, 2, 3]}), d / "foreign.parquet")
+    with caplog.at_level(logging.WARNING):
+        dirty = run_detection(d, fast_detector, accounts=accounts, fpr=0.01)
+        inc = IncrementalDetection(d, fast_detector, accounts=accounts, fpr=0.01).poll()
+    assert len(dirty.skipped_segments) == 2
+    assert {f.org_id: round(f.risk, 9) for f in dirty.findings} == {
+        f.org_id: round(f.risk, 9) for f in clean.findings
+    }
+    assert inc is not None and len(inc.skipped_segments) == 2
+    assert any("garbage.parquet" in s for s in inc.skipped_segments)
+
+
+def test_newer_schema_version_is_an_error_not_a_silent_score(
+    fast_detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path,
+) -> None:
+    t = _small_traffic(benign_prompts)
+    table = t.events()
+    meta = {b"distillwarden.schema_version": str(SCHEMA_VERSION + 1).encode()}
+    d = tmp_path / "ev"
+    d.mkdir()
+    pq.write_table(table.replace_schema_metadata(meta), d / "future.parquet")
+    from distillwarden.events.schema import SchemaError
+
+    with pytest.raises(SchemaError, match="upgrade"):
+        run_detection(d, fast_detector, fpr=0.01)
+
+
+def test_schema_drift_missing_optional_columns_still_scores(
+    fast_detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path,
+) -> None:
+    t = _small_traffic(benign_prompts)
+    table = t.events().drop_columns(["n", "logprobs", "top_logprobs", "completion_tokens"])
+    d = tmp_path / "ev"
+    d.mkdir()
+    pq.write_table(table, d / "old.parquet")
+    run = run_detection(d, fast_detector, fpr=0.01)
+    assert run.events == table.num_rows and run.accounts == 9
+
+
+def test_empty_window_gives_no_findings(fast_detector: DistillationDetector, tmp_path: Path) -> None:
+    run = run_detection(tmp_path / "nothing", fast_detector, fpr=0.01)
+    assert run.events == 0 and run.findings == [] and run.accounts == 0
