@@ -74,6 +74,18 @@ async def _provision(client: httpx.AsyncClient, plans: list[AccountPlan]) -> dic
     return keys
 
 
+async def _wait_for_keys(client: httpx.AsyncClient, key: str, timeout_s: float = 15.0) -> None:
+    """New keys reach the gateway through its change feed; wait until the last one works."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        resp = await client.get("/v1/models", headers={"authorization": f"Bearer {key}"})
+        if resp.status_code != 401:
+            return
+        await asyncio.sleep(0.2)
+    raise GatewayRunError("the gateway did not accept the new API keys within "
+                          f"{timeout_s:.0f} s; is it connected to the same store?")
+
+
 async def _replay(
     scenario: Scenario, base_url: str, admin_token: str, *, rate: float, max_events: int | None,
     concurrency: int, forward_hints: bool, model: str | None, out: Path | None,
@@ -94,6 +106,8 @@ async def _replay(
     pending: set[asyncio.Task[None]] = set()
 
     async with httpx.AsyncClient(base_url=base_url, timeout=300.0, limits=limits) as client:
+        if keys:
+            await _wait_for_keys(client, keys[sim.plans[-1].org_id])
 
         async def one(org: str, endpoint: str, body: bytes, headers: dict[str, str]) -> None:
             async with sem:
