@@ -87,6 +87,40 @@ def _versions(folder: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def _markdown(r: dict[str, Any]) -> str:
+    """The headline table (distillwarden vs LiteLLM, same run, same pinned core)."""
+    bc, lit = r["by_concurrency"], r["litellm"]
+
+    def worst(d: dict[int, float | None]) -> str:
+        vals = [v for v in d.values() if v is not None]
+        return f"{max(vals):.2f} ms" if vals else "-"
+
+    def num(v: float | None, unit: str = "", nd: int = 2) -> str:
+        return "-" if v is None else f"{v:.{nd}f}{unit}"
+
+    dw64 = bc["distillwarden_rps_nostream"].get(64)
+    rows = [
+        ("CPU per request, non-streaming (worst of c=1/16/64)",
+         worst(bc["distillwarden_cpu_ms_per_request"]), worst(bc["litellm_cpu_ms_per_request"]),
+         "≤ 1 ms"),
+        ("CPU per 22-event stream (worst of c=1/16/64)",
+         worst(bc["distillwarden_cpu_ms_per_stream"]), worst(bc["litellm_cpu_ms_per_stream"]),
+         "≤ 2 ms"),
+        ("added p50 latency, 1 client", num(r["added_p50_ms"], " ms"),
+         num(lit["added_p50_ms"], " ms"), "≤ 1 ms"),
+        ("requests/s at 64 clients, non-streaming", num(dw64, "", 0), num(lit["rps_c64"], "", 0),
+         "≥ 20× LiteLLM"),
+        ("ratio vs LiteLLM at 64 clients (non-streaming / streaming)",
+         f"{num(r['rps_ratio_vs_litellm_c64'], '×', 1)} / "
+         f"{num(r['rps_ratio_vs_litellm_c64_stream'], '×', 1)}", "1×", "≥ 20×"),
+        ("RSS peak", num(r["rss_mb"], " MB", 0), num(lit["rss_mb"], " MB", 0), "≤ 150 MB"),
+        ("errors", str(r["errors"]), str(lit["errors"]), "0"),
+    ]
+    out = ["| | distillwarden | LiteLLM proxy | target |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--litellm", type=Path, required=True)
@@ -174,9 +208,11 @@ def main() -> None:
         },
         "points": {"distillwarden": _point_table(dw), "litellm": _point_table(lit)},
     }
+    result["markdown_table"] = _markdown(result)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in list(result)[3:14]}, indent=2))
+    print(result["markdown_table"])
 
 
 if __name__ == "__main__":

@@ -96,11 +96,15 @@ def _snapshot(session: Session, org_ids: Iterable[str] | None) -> OrgSnapshot:
     return states
 
 
-def load_all(factory: sessionmaker[Session]) -> tuple[OrgSnapshot, int]:
-    """Every organization with its keys (revoked ones marked), and the change-feed position it reflects."""
+def load_all(
+    factory: sessionmaker[Session], lookback: int = 0
+) -> tuple[OrgSnapshot, int, set[int]]:
+    """Every organization with its keys (revoked ones marked), the change-feed position this
+    reflects and the sequence numbers of the last ``lookback`` changes (already reflected)."""
     with factory() as session:
-        seq = session.scalar(select(func.max(ChangeFeed.seq))) or 0
-        return _snapshot(session, None), int(seq)
+        seq = int(session.scalar(select(func.max(ChangeFeed.seq))) or 0)
+        recent = set(session.scalars(select(ChangeFeed.seq).where(ChangeFeed.seq > seq - lookback)))
+        return _snapshot(session, None), seq, recent
 
 
 def load_orgs(factory: sessionmaker[Session], org_ids: Iterable[str]) -> OrgSnapshot:
@@ -122,22 +126,27 @@ def _resolve_org_ids(session: Session, subjects: set[str]) -> set[str]:
 
 
 def _poll_changes(
-    factory: sessionmaker[Session], after: int, batch: int
-) -> tuple[int, OrgSnapshot, set[str], bool]:
-    """New changes since ``after``: (new position, reloaded orgs, their ids, feed overflow)."""
+    factory: sessionmaker[Session], low: int, seen: frozenset[int], limit: int
+) -> tuple[list[int], OrgSnapshot, set[str], bool]:
+    """Changes after ``low`` not in ``seen``: (their seqs, reloaded orgs, org ids, overflow).
+
+    Reading from below the last applied position catches changes whose transactions
+    committed out of sequence order (concurrent writers on PostgreSQL).
+    """
     with factory() as session:
         rows = session.execute(
             select(ChangeFeed.seq, ChangeFeed.subject_id)
-            .where(ChangeFeed.seq > after)
+            .where(ChangeFeed.seq > low)
             .order_by(ChangeFeed.seq)
-            .limit(batch)
+            .limit(limit)
         ).all()
-        if not rows:
-            return after, {}, set(), False
-        if len(rows) >= batch:
-            return int(rows[-1][0]), {}, set(), True
-        org_ids = _resolve_org_ids(session, {str(r[1]) for r in rows})
-        return int(rows[-1][0]), _snapshot(session, org_ids), org_ids, False
+        new = [(int(r[0]), str(r[1])) for r in rows if int(r[0]) not in seen]
+        if not new:
+            return [], {}, set(), False
+        if len(rows) >= limit:
+            return [q for q, _ in new], {}, set(), True
+        org_ids = _resolve_org_ids(session, {subject for _, subject in new})
+        return [q for q, _ in new], _snapshot(session, org_ids), org_ids, False
 
 
 class ChangeFeedPoller:
@@ -156,6 +165,7 @@ class ChangeFeedPoller:
         redis_url: str | None = None,
         database_url: str | None = None,
         batch: int = 1000,
+        lookback: int = 256,
     ) -> None:
         self.cache = cache
         self.factory = factory
@@ -163,6 +173,8 @@ class ChangeFeedPoller:
         self.redis_url = redis_url
         self.database_url = database_url
         self.batch = batch
+        self.lookback = lookback
+        self._seen: set[int] = set()
         self.position = 0
         self.last_error: str | None = None
         self._wake = asyncio.Event()
@@ -170,24 +182,30 @@ class ChangeFeedPoller:
 
     async def load(self) -> int:
         """Load the whole store into the cache; returns the number of organizations."""
-        snapshot, seq = await asyncio.to_thread(load_all, self.factory)
+        snapshot, seq, recent = await asyncio.to_thread(load_all, self.factory, self.lookback)
         self.cache.replace_all(snapshot)
         self.position = seq
+        self._seen = recent
         return len(snapshot)
 
     async def poll_once(self) -> int:
         """Apply pending changes; returns how many organizations were reloaded."""
-        seq, snapshot, org_ids, overflow = await asyncio.to_thread(
-            _poll_changes, self.factory, self.position, self.batch
+        low = self.position - self.lookback
+        seqs, snapshot, org_ids, overflow = await asyncio.to_thread(
+            _poll_changes, self.factory, low, frozenset(self._seen), self.batch + self.lookback
         )
         if overflow:
-            _log.info(orjson.dumps({"event": "change_feed_resync", "after": seq}).decode())
+            _log.info(orjson.dumps({"event": "change_feed_resync", "after": low}).decode())
             await self.load()
             return len(self.cache)
         for org_id in org_ids:
             state = snapshot.get(org_id)
             self.cache.replace_org(org_id, state[0] if state else None, state[1] if state else [])
-        self.position = seq
+        if seqs:
+            self._seen.update(seqs)
+            self.position = max(self.position, max(seqs))
+            floor = self.position - self.lookback
+            self._seen = {q for q in self._seen if q > floor}
         return len(org_ids)
 
     def nudge(self) -> None:
