@@ -269,3 +269,27 @@ def test_open_case_add_note_and_download_bundle(
     with session_scope(session_factory) as s:
         actors = {e.actor for e in s.scalars(select(AuditEntry)) if e.action.startswith("case.")}
     assert actors == {"console:kim"}
+
+
+def test_account_sorting_and_counts(
+    client: TestClient, tmp_settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from distillwarden.console import views
+    from distillwarden.store import services
+
+    with session_scope(session_factory) as s:
+        services.set_status(s, "hydra-3", "suspended", actor="t", reason="r")
+        services.set_status(s, "notes-app", "warned", actor="t", reason="r")
+    with session_scope(session_factory) as s:
+        by_risk, total = views.account_rows(s)
+        assert total == 5 and [r.org.id for r in by_risk][:2] == ["sinoquant", "hydra-1"]
+        by_status, _ = views.account_rows(s, sort="status")
+        assert [r.org.id for r in by_status][:2] == ["hydra-3", "notes-app"]
+        by_name, _ = views.account_rows(s, sort="name")
+        assert by_name[0].org.name == "Freelance Dev 1"
+        page, total = views.account_rows(s, q="hydra", limit=2)
+        assert total == 3 and len(page) == 2
+        assert views.overview_counts(s)["suspended"] == 1
+    _login(client, tmp_settings.admin_token or "")
+    text = client.get("/console/accounts?q=hydra").text
+    assert "Showing" not in text

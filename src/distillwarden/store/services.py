@@ -249,9 +249,7 @@ def _lock_org(session: Session, org_id: str) -> Organization:
     )
     org = session.get(Organization, org_id, populate_existing=True)
     if org is None:
-        raise NotFound(
-            f"unknown organization {org_id!r}; list them with `distillwarden org list`"
-        )
+        raise NotFound(f"unknown organization {org_id!r}; list them with `distillwarden org list`")
     return org
 
 
@@ -844,9 +842,15 @@ def get_case(session: Session, case_id: str) -> Case:
 
 def latest_risk(session: Session, org_ids: Sequence[str] | None = None) -> dict[str, Finding]:
     """The most recent finding per organization (what the console shows as risk)."""
-    q = select(Finding).order_by(Finding.org_id, Finding.created_at.desc())
+    newest = select(Finding.org_id, func.max(Finding.created_at).label("newest"))
     if org_ids is not None:
-        q = q.where(Finding.org_id.in_(list(org_ids)))
+        newest = newest.where(Finding.org_id.in_(list(org_ids)))
+    sub = newest.group_by(Finding.org_id).subquery()
+    q = (
+        select(Finding)
+        .join(sub, (Finding.org_id == sub.c.org_id) & (Finding.created_at == sub.c.newest))
+        .order_by(Finding.org_id, Finding.risk.desc())
+    )
     out: dict[str, Finding] = {}
     for f in session.scalars(q):
         out.setdefault(f.org_id, f)
