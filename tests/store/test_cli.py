@@ -38,6 +38,19 @@ def run_json(config: Path, *args: str) -> object:
 def test_org_key_licence_status_flow(config: Path) -> None:
     out = run(config, "org", "create", "Acme Analytics", "--id", "acme", "--region", "us")
     assert "created organization acme" in out
+    updated = run_json(
+        config,
+        "org",
+        "update",
+        "acme",
+        "--tier",
+        "strategic",
+        "--email",
+        "ops@acme.example",
+        "-r",
+        "enterprise deal",
+    )
+    assert isinstance(updated, dict) and updated["tier"] == "strategic"
     orgs = run_json(config, "org", "list")
     assert isinstance(orgs, list) and [o["id"] for o in orgs] == ["acme"]
     assert orgs[0]["home_region"] == "US" and orgs[0]["licence"] is None

@@ -269,6 +269,45 @@ def org_create(
         )
 
 
+@org_app.command("update")
+def org_update(
+    org_id: Annotated[str, typer.Argument(help="organization id")],
+    name: Annotated[str | None, typer.Option(help="new display name")] = None,
+    tier: Annotated[str | None, typer.Option(help="standard, strategic, …")] = None,
+    email: Annotated[str | None, typer.Option(help="contact e-mail ('' clears it)")] = None,
+    region: Annotated[str | None, typer.Option(help="home region ('' clears it)")] = None,
+    reason: Annotated[str, typer.Option("--reason", "-r")] = "updated",
+    actor: ActorOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an organization's details (status has its own commands)."""
+    from ..store import services
+
+    org = _run(
+        config,
+        lambda _s, s: services.org_dict(
+            services.update_org(
+                s,
+                org_id,
+                name=name,
+                tier=tier,
+                contact_email=email,
+                home_region=region,
+                actor=_actor(actor),
+                reason=reason,
+            )
+        ),
+    )
+    if as_json:
+        _emit_json(org)
+    else:
+        _out.print(
+            f"updated organization [bold]{org['id']}[/] ({escape(org['name'])}), "
+            f"tier {escape(org['tier'])}"
+        )
+
+
 @org_app.command("list")
 def org_list(
     status: Annotated[str | None, typer.Option(help="only accounts with this status")] = None,
