@@ -67,6 +67,7 @@ ACCOUNTS_SCHEMA = pa.schema(
 assert tuple(ACCOUNTS_SCHEMA.names) == ACCOUNT_COLUMNS
 
 _MAX_REPORTED = 1000
+_CHUNK_ROWS = 2_000
 
 
 class ImportFormatError(ValueError):
@@ -185,13 +186,11 @@ def _write_table_atomic(table: pa.Table, target: Path) -> None:
     fsync_dir(target.parent)
 
 
-def _publish(rows: list[dict[str, Any]], digest: Any, events_dir: Path,
+def _publish(tables: list[pa.Table], digest: Any, events_dir: Path,
              kind: str, report: ImportReport) -> None:
-    table = pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
     target = events_dir / f"import-{kind}-{digest.hexdigest()[:20]}.parquet"
-    write_parquet_atomic(target, [table])
+    report.imported += write_parquet_atomic(target, tables)
     report.segments.append(target)
-    report.imported += table.num_rows
 
 
 def _track(report: ImportReport, row: dict[str, Any]) -> None:
@@ -214,19 +213,29 @@ def import_rows(
 ) -> ImportReport:
     """Write ``(line number, raw bytes, event row)`` items as content-named segments."""
     events_dir.mkdir(parents=True, exist_ok=True)
-    batch: list[dict[str, Any]] = []
+    chunk: list[dict[str, Any]] = []  # Python rows are bulky: turn them into Arrow often
+    tables: list[pa.Table] = []
+    in_segment = 0
     digest = hashlib.sha256(kind.encode())
     for lineno, raw, row in rows:
-        batch.append(row)
+        chunk.append(row)
+        in_segment += 1
         digest.update(b"%d:" % lineno)
         digest.update(raw)
         _track(report, row)
-        if len(batch) >= segment_rows:
-            _publish(batch, digest, events_dir, kind, report)
-            batch = []
+        if len(chunk) >= _CHUNK_ROWS:
+            tables.append(pa.Table.from_pylist(chunk, schema=EVENT_SCHEMA))
+            chunk = []
+        if in_segment >= segment_rows:
+            if chunk:
+                tables.append(pa.Table.from_pylist(chunk, schema=EVENT_SCHEMA))
+            _publish(tables, digest, events_dir, kind, report)
+            chunk, tables, in_segment = [], [], 0
             digest = hashlib.sha256(kind.encode())
-    if batch:
-        _publish(batch, digest, events_dir, kind, report)
+    if chunk:
+        tables.append(pa.Table.from_pylist(chunk, schema=EVENT_SCHEMA))
+    if tables:
+        _publish(tables, digest, events_dir, kind, report)
     return report
 
 
