@@ -104,6 +104,11 @@ def test_login_view_and_suspend_in_browser(
                 page.screenshot(path=str(shots / "console-audit.png"), full_page=True)
                 page.goto(f"{console_url}/cases/case_sino")
                 page.screenshot(path=str(shots / "console-case.png"), full_page=True)
+            page.goto(f"{console_url}/accounts")
+            assert page.locator("#account-rows tr").count() == 5
+            page.fill("#q", "hydra")
+            sync_api.expect(page.locator("#account-rows tr")).to_have_count(3, timeout=10_000)
+            assert "q=hydra" in page.url  # hx-push-url keeps the search in the address bar
             assert errors == [], f"browser console errors: {errors}"
         finally:
             browser.close()
