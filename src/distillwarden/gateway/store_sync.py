@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -152,8 +153,9 @@ def _poll_changes(
 class ChangeFeedPoller:
     """Background task applying store changes to an :class:`AuthCache`.
 
-    ``poll_s`` bounds how stale a replica can be; :meth:`nudge` (called on a Redis message)
-    makes the next poll happen at once.
+    ``poll_s`` bounds how stale a replica can be; :meth:`nudge` (called on a Redis message
+    or a PostgreSQL notification) makes the next poll happen at once; every ``resync_s`` the
+    whole store is reloaded as a safety net.
     """
 
     def __init__(
@@ -166,6 +168,7 @@ class ChangeFeedPoller:
         database_url: str | None = None,
         batch: int = 1000,
         lookback: int = 256,
+        resync_s: float = 300.0,
     ) -> None:
         self.cache = cache
         self.factory = factory
@@ -174,6 +177,7 @@ class ChangeFeedPoller:
         self.database_url = database_url
         self.batch = batch
         self.lookback = lookback
+        self.resync_s = resync_s
         self._seen: set[int] = set()
         self.position = 0
         self.last_error: str | None = None
@@ -200,7 +204,22 @@ class ChangeFeedPoller:
             return len(self.cache)
         for org_id in org_ids:
             state = snapshot.get(org_id)
+            before = self.cache.org(org_id)
             self.cache.replace_org(org_id, state[0] if state else None, state[1] if state else [])
+            after = state[0] if state else None
+            old_status = before.status if before else None
+            new_status = after.status if after else None
+            if old_status != new_status:
+                _log.info(
+                    orjson.dumps(
+                        {
+                            "event": "account_status_applied",
+                            "org_id": org_id,
+                            "from": old_status,
+                            "to": new_status,
+                        }
+                    ).decode()
+                )
         if seqs:
             self._seen.update(seqs)
             self.position = max(self.position, max(seqs))
@@ -230,12 +249,17 @@ class ChangeFeedPoller:
         self._tasks.clear()
 
     async def _run(self) -> None:
+        last_full = time.monotonic()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
             self._wake.clear()
             try:
-                await self.poll_once()
+                if time.monotonic() - last_full >= self.resync_s:
+                    await self.load()  # safety net for changes made outside the services
+                    last_full = time.monotonic()
+                else:
+                    await self.poll_once()
                 self.last_error = None
             except Exception as exc:  # the store may be briefly unreachable: keep serving
                 if self.last_error is None:
