@@ -106,6 +106,7 @@ def _other_model(answers: list[str]) -> Starlette:
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
 
 
+@pytest.mark.slow
 def test_rebranded_model_is_caught(
     rebranded_suspect: BackgroundServer,
     local_model: Any,

@@ -69,7 +69,7 @@ def test_completions_n_seed_and_stop(client: openai.OpenAI) -> None:
     out = client.completions.create(
         model="smollm2-135m-instruct",
         prompt="The three primary colours are",
-        max_tokens=12,
+        max_tokens=8,
         n=2,
         seed=3,
         temperature=1.0,
@@ -77,7 +77,7 @@ def test_completions_n_seed_and_stop(client: openai.OpenAI) -> None:
     again = client.completions.create(
         model="smollm2-135m-instruct",
         prompt="The three primary colours are",
-        max_tokens=12,
+        max_tokens=8,
         n=2,
         seed=3,
         temperature=1.0,
@@ -141,7 +141,7 @@ def _watermarked_texts(local_server: Any, org: str, n: int, wm: dict) -> list[st
             "messages": [
                 {"role": "user", "content": "Write a short story about a lighthouse keeper."}
             ],
-            "max_tokens": 90,
+            "max_tokens": 64,
             "temperature": 1.0,
             "n": n,
             "seed": 11,
@@ -157,12 +157,12 @@ def test_account_watermark_is_detectable_for_that_account_only(
     local_server: Any, local_model: Any, master_secret: bytes
 ) -> None:
     wm = {"mode": "generation", "gamma": 0.25, "delta": 3.0, "context_width": 2}
-    texts = _watermarked_texts(local_server, "org_alice", 3, wm)
+    texts = _watermarked_texts(local_server, "org_alice", 2, wm)
     config: WatermarkConfig = config_for_tokenizer(local_model.tokenizer, {"delta": 3.0})
     tok = local_model.tokenizer
     right = detect(texts, config, tok, derive_account_key(master_secret, "org_alice"))
     wrong = detect(texts, config, tok, derive_account_key(master_secret, "org_bob"))
-    assert right.scored_tokens > 100
+    assert right.scored_tokens > 80
     assert right.log10_p < -6, right
     assert wrong.log10_p > -2, wrong
 

