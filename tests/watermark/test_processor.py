@@ -115,3 +115,17 @@ def test_vllm_adapter_matches_transformers_processor() -> None:
         got = adapter(prompt, output, logits[step].clone())
         assert torch.equal(want, got)
         output.append([7, 8, 7, 8, 9][step % 5])  # repeats contexts: masking must agree
+
+
+def test_sliced_cpu_path_equals_whole_vocabulary_maths() -> None:
+    cfg = WatermarkConfig(vocab_size=49_152)
+    proc = AccountWatermarkLogitsProcessor(cfg, [KEY_A, None, KEY_B])
+    ids = torch.tensor([[3, 40_000, 17], [3, 40_000, 17], [9, 9, 9]])
+    scores = torch.randn(3, 49_152, generator=torch.Generator().manual_seed(0))
+    out = proc(ids, scores.clone())
+    vocab = torch.arange(49_152)
+    for row, key in ((0, KEY_A), (2, KEY_B)):
+        win = ids[row, -2:].expand(49_152, 2)
+        green = green_torch(key, win, vocab, cfg.gamma)
+        assert torch.equal(out[row], scores[row] + green.float() * cfg.delta)
+    assert torch.equal(out[1], scores[1])

@@ -27,6 +27,8 @@ except ImportError:  # pragma: no cover - transformers is installed with the wat
 
 __all__ = ["AccountWatermarkLogitsProcessor", "GreenListBias"]
 
+_CPU_SLICE = 16_384  # elements per slice: below torch's intra-op parallel grain (32,768)
+
 
 class GreenListBias:
     """The vectorised core shared by the transformers processor and the vLLM adapter:
@@ -66,6 +68,29 @@ class GreenListBias:
         if rows is not None:
             k = k[rows]
         return context_hash_torch(k, windows)
+
+    def add_bias(
+        self, scores: torch.Tensor, ctx_hash: torch.Tensor, on: torch.Tensor
+    ) -> torch.Tensor:
+        """``scores`` plus ``delta`` on each row's green tokens (rows where ``on``).
+
+        On CPU the vocabulary is processed in slices below torch's parallel grain size, so
+        each elementwise op runs on one thread: on a busy machine the thread hand-offs of
+        parallel elementwise ops cost more than the arithmetic itself."""
+        rows, vocab = scores.shape
+        tok = self.token_hashes(vocab, scores.device)
+        delta = self.config.delta
+        gate = on[:, None]
+        if scores.device.type != "cpu" or rows * vocab <= _CPU_SLICE:
+            green = green_mask_torch(ctx_hash, tok, self.threshold) & gate
+            return scores + green.to(scores.dtype) * delta
+        out = torch.empty_like(scores)
+        step = max(256, _CPU_SLICE // rows)
+        for a in range(0, vocab, step):
+            b = min(vocab, a + step)
+            green = green_mask_torch(ctx_hash, tok[:, a:b], self.threshold) & gate
+            torch.add(scores[:, a:b], green.to(scores.dtype), alpha=delta, out=out[:, a:b])
+        return out
 
     def green_mask(
         self, ctx_hash: torch.Tensor, vocab: int, rows: torch.Tensor | None = None
@@ -144,6 +169,4 @@ class AccountWatermarkLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
             self._history = torch.cat([self._history, ctx[:, None]], dim=1)
             self._last_len = length
             self._last_tokens = input_ids[:, -1].clone()
-        green = bias.green_mask(ctx, scores.shape[-1])
-        boost = green & active[:, None]
-        return scores + boost.to(scores.dtype) * self.config.delta  # type: ignore[return-value]
+        return bias.add_bias(scores, ctx, active)  # type: ignore[return-value]

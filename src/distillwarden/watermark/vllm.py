@@ -51,8 +51,8 @@ class VLLMWatermarkProcessor:
             if c in self._seen:
                 return logits
             self._seen.add(c)
-        green = self._bias.green_mask(ctx, logits.shape[-1])[0]
-        return logits + green.to(logits.dtype) * self.config.delta
+        on = torch.ones(1, dtype=torch.bool, device=logits.device)
+        return self._bias.add_bias(logits[None, :], ctx, on)[0]
 
 
 def sampling_params(
