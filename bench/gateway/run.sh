@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Gateway overhead benchmark: distillwarden vs LiteLLM's proxy vs the bare upstream.
 #
-# Runs the shared harness (../shared/bench/gateway/run_bench.sh, used from its path, not
-# copied) twice in one go -- once with LiteLLM's proxy, once with `distillwarden serve`
+# Runs the project's shared harness (vendored unchanged in ./harness, see harness/ORIGIN.md)
+# twice in one go -- once with LiteLLM's proxy, once with `distillwarden serve`
 # (auth, licence checks, rate limits and event logging all ON: a real org, key and licence
 # in a fresh SQLite store, limits set above what one core can serve so they are checked but
 # never hit) -- then writes bench/results/gateway.json with the headline figures. Both
 # gateways run at the same nice level on the same pinned core (LiteLLM's is set by the harness).
 #
 # Knobs: everything run_bench.sh reads (DUR, WARM, CONCS, MODES, REPEAT, NICE...), plus
-#   HARNESS=/work/shared/bench/gateway   SKIP_LITELLM=1 (reuse LITELLM_RESULTS=<results.jsonl>)
-#   GATEWAY_PORT=8080 UPSTREAM_PORT=18000
+#   HARNESS=<another copy of the harness>   GATEWAY_PORT=8080   UPSTREAM_PORT=18000
+# Example (about 12 minutes with the defaults; DUR=8 halves it):
+#   DUR=10 bash bench/gateway/run.sh
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-HARNESS="${HARNESS:-/work/shared/bench/gateway}"
+HARNESS="${HARNESS:-$HERE/harness}"
 export UPSTREAM_PORT="${UPSTREAM_PORT:-18000}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 STAMP="$(date +%Y%m%d-%H%M%S)"
@@ -27,14 +28,8 @@ python "$HERE/setup_store.py" "$DATA" "$UPSTREAM_PORT" "$GATEWAY_PORT" > "$WORK/
 KEY="$(cat "$WORK/key.txt")"
 DW_BIN="$(command -v distillwarden)"
 
-if [ "${SKIP_LITELLM:-0}" = 1 ]; then
-  : "${LITELLM_RESULTS:?set LITELLM_RESULTS to a results.jsonl of an earlier LiteLLM run}"
-  mkdir -p "$WORK/litellm" && cp "$LITELLM_RESULTS" "$WORK/litellm/results.jsonl"
-  cp "$(dirname "$LITELLM_RESULTS")/versions.txt" "$WORK/litellm/versions.txt" 2>/dev/null || true
-else
-  echo "[run.sh] LiteLLM pass" >&2
-  OUT="$WORK/litellm" bash "$HARNESS/run_bench.sh"
-fi
+echo "[run.sh] LiteLLM pass" >&2
+OUT="$WORK/litellm" bash "$HARNESS/run_bench.sh"
 
 echo "[run.sh] distillwarden pass" >&2
 OUT="$WORK/distillwarden" \
