@@ -46,12 +46,13 @@ FEATURE_COLUMNS = (
     "prompt_tokens", "completion_tokens", "out_in_ratio",
 )
 
-_TEXT_CHARS = 4000  # features read the first 4,000 characters of a prompt
+_TEXT_CHARS = 3000  # features read the first 2,000 and the last 1,000 characters of a prompt
+_TAIL_CHARS = 1000
 _SHINGLE = 4  # words per shingle for benchmark matching
-_MAX_COMMON = 20
-_MAX_WORDS = 160  # fingerprints and benchmark matching read the first 160 words
+_MAX_COMMON = 20  # a shingle found in more benchmark items than this is not evidence
+_MAX_WORDS = 100  # fingerprints and benchmark matching read the first 100 words
+_WORD_CHARS = 1200  # ... of the first 1,200 characters
 _BITMAP_BITS = 24
-_WORD_CHARS = 1200  # ... of the first 1,200 characters  # a shingle found in more benchmark items than this is not evidence
 
 
 def _sql_str(pattern: str) -> str:
@@ -140,20 +141,32 @@ def _words_sql(expr: str) -> str:
 
 
 def _feature_sql() -> str:
+    # one pass of the union of all lexicons first (RE2 runs an alternation in one linear
+    # scan); only the few prompts that hit anything are matched against each lexicon
+    union = "(?:" + "|".join(LEXICONS.values()) + ")"
     lex = ",\n".join(
-        f"regexp_matches(t, {_sql_str(p)}) AS f_{name}" for name, p in LEXICONS.items()
+        f"(lex_any AND regexp_matches(t, {_sql_str(p)})) AS f_{name}"
+        for name, p in LEXICONS.items()
     )
     return f"""
-    WITH base AS (
-        SELECT *, lower(left(coalesce(prompt_text, last_user_text, ''), {_TEXT_CHARS})) AS t
-        FROM ev
+    WITH raw AS (
+        SELECT *, coalesce(prompt_text, last_user_text, '') AS raw_t FROM ev
     ),
-    tw AS (SELECT *, {_words_sql('t')} AS tw FROM base)
+    base AS (
+        SELECT *,
+            lower(CASE WHEN length(raw_t) <= {_TEXT_CHARS} THEN raw_t
+                       ELSE left(raw_t, {_TEXT_CHARS - _TAIL_CHARS}) || ' … '
+                            || right(raw_t, {_TAIL_CHARS}) END) AS t,
+            length(raw_t) - length(replace(raw_t, ' ', '')) + 1 AS n_words
+        FROM raw
+    ),
+    lx AS (SELECT *, regexp_matches(t, {_sql_str(union)}) AS lex_any FROM base),
+    tw AS (SELECT *, {_words_sql('t')} AS tw FROM lx)
     SELECT
         event_id, ts, org_id, channel, licence, region, ip_net_hash, ua_hash,
         {lex},
         len(regexp_extract_all(t, {_sql_str(PLACEHOLDER_PATTERN)})) AS placeholders,
-        len(string_split(t, ' ')) AS words,
+        n_words AS words,
         coalesce(has_tools, false) OR f_agent AS f_agent2,
         coalesce(n_messages, 1) >= 3 AS f_multiturn,
         coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0 AS f_logprobs,

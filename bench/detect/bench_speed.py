@@ -1,0 +1,163 @@
+"""Detection throughput and memory.
+
+Simulates a scenario into an event log (once), then measures, in separate processes:
+
+* ``events_per_s_no_embeddings``: request features + account signals (+ linkage) over the
+  whole log, streamed segment by segment for features (the per-account aggregation runs once
+  over the window), no embeddings;
+* ``events_per_hour_full``: the full detector (features, signals, sampled MiniLM embeddings
+  with the default 32 prompts per account, MMD, linkage, scoring) fitted on the benign part;
+* ``peak_rss_mb`` of each, and the same measured on half the log, to show memory follows the
+  window rather than the log (features are computed per segment; only the per-request
+  feature columns, not the text, are kept for the window).
+
+    python bench/detect/bench_speed.py --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _simulate(path: Path, events: int) -> None:
+    from distillwarden.sim.scenario import load_scenario
+    from distillwarden.sim.writers import write_dataset
+
+    if (path / "labels.jsonl").exists():
+        return
+    scenario = load_scenario("standard").model_copy(update={"total_events": events})
+    write_dataset(scenario, path)
+
+
+def _features_only(dataset: Path, fraction: float) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from distillwarden.detect.engine import DETECT_COLUMNS
+    from distillwarden.detect.features import default_benchmark_index, request_features
+    from distillwarden.detect.linkage import HydraLinker
+    from distillwarden.detect.signals import account_signals
+    from distillwarden.events.reader import list_segments
+
+    index = default_benchmark_index()
+    segments = list_segments(dataset / "events")
+    segments = segments[: max(1, int(len(segments) * fraction))]
+    accounts = pq.read_table(dataset / "accounts.parquet")
+    t0 = time.perf_counter()
+    parts = []
+    n = 0
+    for seg in segments:
+        table = pq.read_table(seg, columns=list(DETECT_COLUMNS))
+        n += table.num_rows
+        parts.append(request_features(table, index=index))
+        del table
+    feats = pa.concat_tables(parts)
+    t_feat = time.perf_counter() - t0
+    sig = account_signals(feats, accounts)
+    t_sig = time.perf_counter() - t0 - t_feat
+    HydraLinker().link(feats, accounts)
+    total = time.perf_counter() - t0
+    return {
+        "events": n, "accounts": sig.num_rows, "seconds": round(total, 2),
+        "seconds_features": round(t_feat, 2), "seconds_signals": round(t_sig, 2),
+        "seconds_linkage": round(total - t_feat - t_sig, 2),
+        "events_per_s": round(n / total, 1),
+        "events_per_s_features_signals": round(n / (t_feat + t_sig), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _full(dataset: Path, fraction: float) -> dict[str, Any]:
+    import json as _json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from distillwarden.detect.engine import DETECT_COLUMNS
+    from distillwarden.detect.scoring import DistillationDetector
+    from distillwarden.events.reader import list_segments
+
+    segments = list_segments(dataset / "events")
+    segments = segments[: max(1, int(len(segments) * fraction))]
+    events = pa.concat_tables([pq.read_table(s, columns=list(DETECT_COLUMNS)) for s in segments])
+    accounts = pq.read_table(dataset / "accounts.parquet")
+    labels = [_json.loads(x) for x in (dataset / "labels.jsonl").read_text().splitlines()]
+    ref = [r["org"] for r in labels if r.get("split") == "reference"]
+    ref_ev = events.filter(pc.is_in(events.column("org_id"), value_set=pa.array(ref)))
+    det = DistillationDetector(cache_dir=None)
+    t0 = time.perf_counter()
+    det.fit(ref_ev, accounts)
+    t_fit = time.perf_counter() - t0
+    det.decision_function(events, accounts)
+    total = time.perf_counter() - t0
+    n = events.num_rows + ref_ev.num_rows
+    return {
+        "events_scored": events.num_rows, "events_fitted": ref_ev.num_rows,
+        "seconds_fit": round(t_fit, 2), "seconds_total": round(total, 2),
+        "embedded_prompts": len(det.embedding_cache_.vectors),
+        "events_per_hour": round(n / total * 3600.0),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _child(mode: str, dataset: Path, fraction: float) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", mode, "--dataset", str(dataset),
+           "--fraction", str(fraction)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--full-events", type=int, default=20_000,
+                    help="log size for the end-to-end run with embeddings")
+    ap.add_argument("--data", type=Path, default=Path("/tmp/distillwarden-bench"))
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detection_speed.json")
+    ap.add_argument("--child", choices=["features", "full"])
+    ap.add_argument("--dataset", type=Path)
+    ap.add_argument("--fraction", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    if args.child:
+        fn = _features_only if args.child == "features" else _full
+        print(json.dumps(fn(args.dataset, args.fraction)))
+        return 0
+    big = args.data / f"standard-{args.events}"
+    small = args.data / f"standard-{args.full_events}"
+    _simulate(big, args.events)
+    _simulate(small, args.full_events)
+    feats_full = _child("features", big, 1.0)
+    feats_half = _child("features", big, 0.5)
+    full = _child("full", small, 1.0)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "platform": platform.platform(),
+                    "load_avg_at_start": os.getloadavg()},
+        "events_per_s_no_embeddings": feats_full["events_per_s"],
+        "events_per_hour_full": full["events_per_hour"],
+        "peak_rss_mb": max(feats_full["peak_rss_mb"], full["peak_rss_mb"]),
+        "no_embeddings": feats_full,
+        "no_embeddings_half_log": feats_half,
+        "full_with_embeddings": full,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
