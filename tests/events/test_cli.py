@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import orjson
@@ -36,6 +37,12 @@ def test_import_traffic_into_dataset_then_stats_export_verify(runner: CliRunner,
     res = runner.invoke(app, ["events", "stats", "--dir", str(out / "events")])
     assert res.exit_code == 0, res.output
     assert "12" in res.output and "2025-01-17 09:00:12 UTC" in res.output
+
+    res = runner.invoke(app, ["events", "stats", "--json", "--dir", str(out / "events")])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.output)
+    assert (stats["segments"], stats["events"], stats["organizations"]) == (1, 12, 4)
+    assert stats["first_event"] == "2025-01-17T09:00:12.481000+00:00"
 
     exported = tmp_path / "x.jsonl"
     res = runner.invoke(app, ["events", "export", "--dir", str(out / "events"), "--out",

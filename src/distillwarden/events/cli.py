@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -236,13 +237,28 @@ def _fmt_bytes(n: float) -> str:
 
 
 @events_app.command("stats")
-def stats_cmd(directory: DirOpt = None, config: ConfigOpt = None) -> None:
+def stats_cmd(
+    directory: DirOpt = None,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
     """Segments, rows, time range, organizations and pending spools of the event log."""
     from .stats import event_log_stats
 
     _quiet_logs()
     src = _events_dir(directory, config)
     st = event_log_stats(src)
+    if as_json:
+        typer.echo(json.dumps({
+            "directory": str(src), "segments": st.segments, "events": st.rows,
+            "size_bytes": st.size_bytes,
+            "first_event": st.ts_min.isoformat() if st.ts_min else None,
+            "last_event": st.ts_max.isoformat() if st.ts_max else None,
+            "organizations": st.orgs, "spools_pending": st.spools,
+            "rejected_files": st.rejected_files,
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in st.skipped],
+        }, indent=2))
+        return
     table = Table(title=f"event log {src}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
