@@ -3,7 +3,8 @@
 Every number in the README's "Figures" section is printed by this script from the JSON that
 a benchmark under bench/ wrote; nothing is typed in by hand.
 
-    python bench/figures.py            # markdown table on stdout
+    python bench/figures.py                   # markdown table on stdout
+    python bench/figures.py --update-readme   # rewrite the table between the README markers
 """
 
 from __future__ import annotations
@@ -98,5 +99,16 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def update_readme(path: Path) -> None:
+    """Replace the table between ``<!-- figures:start -->`` and ``<!-- figures:end -->``."""
+    text = path.read_text()
+    start, end = "<!-- figures:start -->", "<!-- figures:end -->"
+    a, b = text.index(start), text.index(end)
+    path.write_text(text[:a] + start + "\n" + table() + "\n" + text[b:])
+
+
 if __name__ == "__main__":
-    sys.stdout.write(table() + "\n")
+    if "--update-readme" in sys.argv[1:]:
+        update_readme(Path(__file__).resolve().parent.parent / "README.md")
+    else:
+        sys.stdout.write(table() + "\n")
