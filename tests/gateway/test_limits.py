@@ -138,3 +138,47 @@ def test_redis_limiter_falls_back_when_redis_is_down() -> None:
         return r.allowed and bool(r.headers)
 
     assert asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_two_gateway_replicas_share_limits_through_redis(
+    tmp_path, redis_url: str, upstream
+) -> None:
+    import httpx
+
+    from distillwarden.gateway.app import create_app
+    from distillwarden.store import services
+    from distillwarden.store.db import make_engine, make_sessionmaker, session_scope
+    from distillwarden.store.migrate import upgrade_database
+
+    from .conftest import ServerThread, free_port, make_settings
+
+    first = make_settings(tmp_path, upstream[1], free_port(), redis_url=redis_url)
+    second = first.model_copy(update={"port": free_port()})
+    upgrade_database(first.effective_database_url)
+    engine = make_engine(first.effective_database_url)
+    with session_scope(make_sessionmaker(engine)) as s:
+        services.create_org(s, name="r", org_id="org_shared", actor="t")
+        services.set_licence(s, "org_shared", actor="t", reason="t")
+        _, key = services.create_api_key(
+            s, first.secret_bytes(), "org_shared", requests_per_min=3, actor="t"
+        )
+    engine.dispose()
+    servers = [ServerThread(create_app(st), st.port) for st in (first, second)]
+    for server in servers:
+        server.start()
+    try:
+        body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}]}
+        codes = []
+        for i in range(4):
+            port = (first, second)[i % 2].port
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            codes.append(r.status_code)
+        assert codes == [200, 200, 200, 429]
+    finally:
+        for server in servers:
+            server.stop()
