@@ -17,6 +17,7 @@ from distillwarden.events.reader import (
     list_segments,
     read_events,
     register_events,
+    scan_segments,
     verify_segments,
 )
 from distillwarden.events.schema import EVENT_SCHEMA, SchemaError
@@ -153,10 +154,30 @@ def test_spool_rejected_and_temp_files_are_not_segments(events_dir: Path) -> Non
     assert read_events(events_dir).num_rows == 2
 
 
-def test_remote_urls_other_than_file_are_refused_clearly(tmp_path: Path, log_dir: Path) -> None:
+def test_fsspec_urls_read_like_local_directories(log_dir: Path) -> None:
+    import fsspec
+
     assert read_events(f"file://{log_dir}").num_rows == 120
-    with pytest.raises(ValueError, match="only local directories"):
-        read_events("s3://bucket/events")
+    fs = fsspec.filesystem("memory")
+    for seg in list_segments(log_dir):
+        fs.pipe(f"/bucket/events/{seg.name}", seg.read_bytes())
+    fs.pipe("/bucket/events/zz-broken.parquet", b"PAR1 not really")
+    fs.pipe("/bucket/events/spool/x.jsonl", b"{}")
+    url = "memory://bucket/events"
+    assert [p.name for p in list_segments(url)] == [p.name for p in list_segments(log_dir)] + [
+        "zz-broken.parquet"]
+    report = ReadReport()
+    remote = read_events(url, orgs=["org_1"], report=report).sort_by("event_id")
+    assert remote.equals(read_events(log_dir, orgs=["org_1"]).sort_by("event_id"))
+    assert [s.path.name for s in report.skipped] == ["zz-broken.parquet"]
+    assert sum(b.num_rows for b in iter_batches(url, batch_size=16)) == 120
+    assert sum(i.rows for i in scan_segments(url)) == 120
+    con = duckdb.connect()
+    for _ in range(2):  # registering again reuses the filesystem
+        register_events(con, url)
+    assert con.execute("select count(*) from events").fetchone() == (120,)
+    with pytest.raises(ValueError, match="cannot open this URL"):
+        read_events("nosuchscheme://bucket/events")
 
 
 def test_time_bounds_are_exact_to_the_microsecond(events_dir: Path) -> None:

@@ -32,8 +32,9 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="YAML config file (embedded defaults when omitted)"),
 ]
 DirOpt = Annotated[
-    Path | None,
-    typer.Option("--dir", help="event directory (default: the installation's event log)"),
+    str | None,
+    typer.Option("--dir", help="event directory or fsspec URL (default: the installation's "
+                               "event log)"),
 ]
 
 
@@ -63,7 +64,7 @@ def _settings(config: Path | None) -> Any:
         raise typer.Exit(2) from exc
 
 
-def _events_dir(directory: Path | None, config: Path | None) -> Path:
+def _events_dir(directory: str | None, config: Path | None) -> str | Path:
     if directory is not None:
         return directory
     return Path(_settings(config).effective_events_dir)

@@ -91,35 +91,73 @@ class SegmentError(ValueError):
     """A file is not a readable event segment (corrupt, or not written in the event schema)."""
 
 
-def _local(directory: str | os.PathLike[str]) -> Path:
+@dataclass(frozen=True)
+class _Location:
+    """Where an event directory lives: a local path, or a path inside an fsspec filesystem."""
+
+    root: Path
+    fs: Any = None  # pyarrow FileSystem wrapping the fsspec one; None means local
+    fsspec_fs: Any = None
+
+    def url(self, path: Path) -> str:
+        """A URL DuckDB (with the filesystem registered) and users understand."""
+        return str(self.fsspec_fs.unstrip_protocol(path.as_posix())) if self.fs else str(path)
+
+
+def _location(directory: str | os.PathLike[str]) -> _Location:
     text = os.fspath(directory)
     if text.startswith("file://"):
-        text = text[len("file://"):]
-    elif "://" in text:
+        return _Location(Path(text[len("file://"):]))
+    if "://" not in text:
+        return _Location(Path(text))
+    try:
+        import fsspec
+        import pyarrow.fs as pafs
+
+        fs, inner = fsspec.core.url_to_fs(text)
+    except (ImportError, ValueError) as exc:
         raise ValueError(
-            f"{text}: only local directories and file:// URLs are supported for the event log; "
-            "mount object storage (e.g. s3fs/gcsfuse) or copy the segments locally"
-        )
-    return Path(text)
+            f"{text}: cannot open this URL ({exc}); install fsspec and the backend for its "
+            "scheme (e.g. s3fs for s3://, gcsfs for gs://)"
+        ) from exc
+    return _Location(Path(inner), pafs.PyFileSystem(pafs.FSSpecHandler(fs)), fs)
+
+
+def _is_segment(rel: tuple[str, ...]) -> bool:
+    return bool(rel) and rel[-1].endswith(SEGMENT_SUFFIX) and not (
+        any(p.startswith(".") for p in rel) or rel[0] in (SPOOL_DIR, REJECTED_DIR)
+    )
+
+
+def _list(loc: _Location) -> list[Path]:
+    root = loc.root
+    out: list[Path] = []
+    if loc.fs is None:
+        if not root.is_dir():
+            return []
+        for path in root.rglob(f"*{SEGMENT_SUFFIX}"):
+            if _is_segment(path.relative_to(root).parts) and path.is_file():
+                out.append(path)
+    else:
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(root.as_posix(), recursive=True, allow_not_found=True)
+        for info in loc.fs.get_file_info(selector):
+            path = Path(info.path)
+            if info.type == pafs.FileType.File and _is_segment(path.relative_to(root).parts):
+                out.append(path)
+    return sorted(out, key=lambda p: p.relative_to(root).as_posix())
 
 
 def list_segments(directory: str | os.PathLike[str]) -> list[Path]:
     """Paths of the published segment files under ``directory``, oldest name first.
 
     Hidden files (temp files of writes in progress), ``spool/`` and ``rejected/`` are not
-    segments. Subdirectories (e.g. ``date=2025-01-17/``) are searched.
+    segments. Subdirectories (e.g. ``date=2025-01-17/``) are searched. ``directory`` may be
+    an fsspec URL (``s3://bucket/events``, ``memory://…``); the paths returned are then paths
+    inside that filesystem.
     """
-    root = _local(directory)
-    if not root.is_dir():
-        return []
-    out = []
-    for path in root.rglob(f"*{SEGMENT_SUFFIX}"):
-        rel = path.relative_to(root).parts
-        if any(p.startswith(".") for p in rel) or rel[0] in (SPOOL_DIR, REJECTED_DIR):
-            continue
-        if path.is_file():
-            out.append(path)
-    return sorted(out, key=lambda p: p.relative_to(root).as_posix())
+    return _list(_location(directory))
 
 
 def _micros_to_dt(v: int) -> datetime:
@@ -224,26 +262,30 @@ def _rg_bounds(pf: pq.ParquetFile, i: int) -> tuple[int, int] | None:
     return None
 
 
-def _open(path: Path) -> tuple[pq.ParquetFile, int | None]:
+def _open(path: Path, fs: Any = None) -> tuple[pq.ParquetFile, int | None]:
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path.as_posix(), filesystem=fs) if fs else pq.ParquetFile(path)
         schema = pf.schema_arrow
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise SegmentError(f"not a readable Parquet file: {exc}") from exc
     return pf, _check_schema(path, schema)
 
 
-def inspect_segment(path: str | os.PathLike[str]) -> SegmentInfo:
-    """Footer-level facts about one segment; raises :class:`SegmentError` if it is not one."""
+def inspect_segment(path: str | os.PathLike[str], *, filesystem: Any = None) -> SegmentInfo:
+    """Footer-level facts about one segment; raises :class:`SegmentError` if it is not one.
+
+    ``filesystem`` is a pyarrow FileSystem when ``path`` lies in one (not local).
+    """
     p = Path(path)
-    pf, version = _open(p)
+    pf, version = _open(p, filesystem)
     meta = pf.metadata.metadata or {}
     rows = int(meta[META_ROWS]) if META_ROWS in meta else pf.metadata.num_rows
     lo, hi = _ts_bounds(pf)
+    size = filesystem.get_file_info(p.as_posix()).size if filesystem else p.stat().st_size
     return SegmentInfo(
         path=p,
         rows=rows,
-        size_bytes=p.stat().st_size,
+        size_bytes=int(size),
         ts_min=_micros_to_dt(lo) if lo is not None else None,
         ts_max=_micros_to_dt(hi) if hi is not None else None,
         schema_version=version,
@@ -256,10 +298,11 @@ def scan_segments(
 ) -> list[SegmentInfo]:
     """Inspect every segment's footer; invalid ones are skipped into ``report``."""
     report = report if report is not None else ReadReport()
+    loc = _location(directory)
     infos = []
-    for path in list_segments(directory):
+    for path in _list(loc):
         try:
-            infos.append(inspect_segment(path))
+            infos.append(inspect_segment(path, filesystem=loc.fs))
         except SegmentError as exc:
             report.skip(path, str(exc))
     return infos
@@ -322,9 +365,10 @@ def _segment_tables(
     for extra in ("ts", "org_id"):
         if flt.active and extra not in need:
             need.append(extra)
-    for path in list_segments(directory):
+    loc = _location(directory)
+    for path in _list(loc):
         try:
-            pf, _ = _open(path)
+            pf, _ = _open(path, loc.fs)
         except SegmentError as exc:
             report.skip(path, str(exc))
             continue
@@ -423,10 +467,11 @@ def verify_segments(directory: str | os.PathLike[str]) -> tuple[list[SegmentInfo
     """Decode every row of every segment; returns the good segments and a report of bad ones."""
     report = ReadReport()
     good = []
-    for path in list_segments(directory):
+    loc = _location(directory)
+    for path in _list(loc):
         try:
-            info = inspect_segment(path)
-            pf, _ = _open(path)
+            info = inspect_segment(path, filesystem=loc.fs)
+            pf, _ = _open(path, loc.fs)
             rows = 0
             for batch in pf.iter_batches(batch_size=65_536):
                 conform(pa.Table.from_batches([batch]), origin=str(path))
@@ -460,6 +505,12 @@ def _quote_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _has_filesystem(con: Any, fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    registered = set(con.list_filesystems())
+    return any(p in registered for p in protocols)
+
+
 def register_events(
     con: Any, directory: str | os.PathLike[str], name: str = "events"
 ) -> ReadReport:
@@ -470,10 +521,11 @@ def register_events(
     of skipped segments.
     """
     report = ReadReport()
+    loc = _location(directory)
     infos = scan_segments(directory, report)
     present: set[str] = set()
     for info in infos:
-        present.update(pq.read_schema(info.path).names)
+        present.update(_open(info.path, loc.fs)[0].schema_arrow.names)
     report.segments_read = len(infos)
     report.rows = sum(i.rows for i in infos)
     cols = []
@@ -482,7 +534,9 @@ def register_events(
         src = _quote_ident(f.name) if f.name in present else "NULL"
         cols.append(f"CAST({src} AS {duck}) AS {_quote_ident(f.name)}")
     if infos:
-        files = ", ".join(_quote_str(str(i.path)) for i in infos)
+        if loc.fsspec_fs is not None and not _has_filesystem(con, loc.fsspec_fs):
+            con.register_filesystem(loc.fsspec_fs)
+        files = ", ".join(_quote_str(loc.url(i.path)) for i in infos)
         source = f"read_parquet([{files}], union_by_name = true)"
         sql = f"SELECT {', '.join(cols)} FROM {source}"
     else:

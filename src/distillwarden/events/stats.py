@@ -33,15 +33,15 @@ class EventLogStats:
 
 def event_log_stats(directory: str | os.PathLike[str]) -> EventLogStats:
     """Footer-level figures plus a distinct count of ``org_id`` (reads one column)."""
-    root = Path(directory)
     report = ReadReport()
-    infos = scan_segments(root, report)
+    infos = scan_segments(directory, report)
     mins = [i.ts_min for i in infos if i.ts_min is not None]
     maxs = [i.ts_max for i in infos if i.ts_max is not None]
     orgs = 0
     if infos:
-        col = read_events(root, columns=["org_id"], report=ReadReport()).column("org_id")
+        col = read_events(directory, columns=["org_id"], report=ReadReport()).column("org_id")
         orgs = int(pc.count_distinct(col).as_py())
+    root = Path(os.fspath(directory).removeprefix("file://"))  # spools are local only
     spool_dir = root / SPOOL_DIR
     rejected_dir = root / REJECTED_DIR
     return EventLogStats(
