@@ -111,7 +111,8 @@ def step_latency(
     from distillwarden.watermark.licence import config_for_tokenizer
 
     marker = Watermarker(b"bench-secret", lm.tokenizer)
-    plan = WatermarkPlan("org_bench", config_for_tokenizer(lm.tokenizer, WATERMARK))
+    strength = {k: v for k, v in WATERMARK.items() if k != "mode"}
+    plan = WatermarkPlan("org_bench", config_for_tokenizer(lm.tokenizer, strength))
     out: dict[str, dict[str, float]] = {}
     for batch in batch_sizes:
         engine = GenerationEngine(lm, max_batch=batch).start()
