@@ -69,28 +69,45 @@ def format_reset(seconds: float) -> str:
     return f"{int(m)}m{int(s)}s"
 
 
+_NAMES = {
+    "requests": (
+        b"x-ratelimit-limit-requests",
+        b"x-ratelimit-remaining-requests",
+        b"x-ratelimit-reset-requests",
+    ),
+    "tokens": (
+        b"x-ratelimit-limit-tokens",
+        b"x-ratelimit-remaining-tokens",
+        b"x-ratelimit-reset-tokens",
+    ),
+}
+
+
+def _tighter(key_lim: int, key_level: float, org_lim: int, org_level: float) -> tuple[int, float]:
+    """The (limit, level) with less room left; limit 0 when neither applies."""
+    if key_lim > 0 and (org_lim <= 0 or key_lim - key_level <= org_lim - org_level):
+        return key_lim, key_level
+    if org_lim > 0:
+        return org_lim, org_level
+    return 0, 0.0
+
+
 def _headers(
     limits: EffectiveLimits, levels: tuple[float, float, float, float]
 ) -> list[tuple[bytes, bytes]]:
     """Headers for the tighter of key and org in each dimension."""
     out: list[tuple[bytes, bytes]] = []
-    for dim, pairs in (
-        ("requests", ((limits.key_rpm, levels[0]), (limits.org_rpm, levels[2]))),
-        ("tokens", ((limits.key_tpm, levels[1]), (limits.org_tpm, levels[3]))),
+    for dim, (lim, level) in (
+        ("requests", _tighter(limits.key_rpm, levels[0], limits.org_rpm, levels[2])),
+        ("tokens", _tighter(limits.key_tpm, levels[1], limits.org_tpm, levels[3])),
     ):
-        best: tuple[int, float] | None = None
-        for lim, level in pairs:
-            if lim > 0 and (best is None or lim - level < best[0] - best[1]):
-                best = (lim, level)
-        if best is None:
+        if not lim:
             continue
-        lim, level = best
-        remaining = max(0, int(lim - level))
-        reset = level * 60.0 / lim
-        d = dim.encode()
-        out.append((b"x-ratelimit-limit-" + d, str(lim).encode()))
-        out.append((b"x-ratelimit-remaining-" + d, str(remaining).encode()))
-        out.append((b"x-ratelimit-reset-" + d, format_reset(reset).encode()))
+        names = _NAMES[dim]
+        remaining = lim - level
+        out.append((names[0], b"%d" % lim))
+        out.append((names[1], b"%d" % (remaining if remaining > 0 else 0)))
+        out.append((names[2], format_reset(level * 60.0 / lim).encode()))
     return out
 
 
