@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keys", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--save", default=None, help="write the watermarked outputs here (JSONL)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -153,6 +154,11 @@ def main() -> None:
             "tokens_scored_for_ppl": c,
             "ids": ids_list,
         }
+    if args.save:
+        with open(args.save, "w") as fh:
+            for i, ids in enumerate(summary["watermarked"]["ids"]):
+                row = {"account": truth[i], "prompt": texts[i], "text": tok.decode(ids)}
+                fh.write(json.dumps(row) + "\n")
     # attribution of each watermarked output among all keys
     correct = 0
     per_text = []

@@ -89,8 +89,8 @@ def test_works_with_generate_batch_and_sampling() -> None:
             prompts,
             attention_mask=torch.ones_like(prompts),
             do_sample=True,
-            max_new_tokens=150,
-            min_new_tokens=150,
+            max_new_tokens=100,
+            min_new_tokens=100,
             logits_processor=LogitsProcessorList([proc]),
             pad_token_id=0,
         )

@@ -29,7 +29,7 @@ def _exact_sf(k: int, n: int, p: Fraction) -> Fraction:
     )
 
 
-@pytest.mark.parametrize("n", [1, 7, 30, 120])
+@pytest.mark.parametrize("n", [1, 7, 30, 64])
 @pytest.mark.parametrize("p", [0.25, 0.5, 0.1])
 def test_binomial_tail_exact_on_small_cases(n: int, p: float) -> None:
     for k in range(0, n + 2):
