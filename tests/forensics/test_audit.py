@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,7 @@ def test_rebranded_model_is_caught(
     assert data["radioactivity"]["attributed"] == [LEAKER]
     assert data["limits"] and data["skipped"] == {}
     html = paths["html"].read_text()
-    assert (
-        "<script" not in html
-        and "http://" not in html.split("<body>")[1].split(rebranded_suspect.base_url)[0]
-    )
+    assert "<script" not in html and not re.search(r"\b(src|href)=", html)  # self-contained
     assert LEAKER in html and "Limits of this evidence" in html
 
 
