@@ -108,7 +108,7 @@ class ImportReport:
             span = f", {self.ts_min:%Y-%m-%d %H:%M} to {self.ts_max:%Y-%m-%d %H:%M} UTC"
         return (
             f"imported {self.imported} event(s) from {self.lines} line(s) of {self.source} "
-            f"for {len(self.orgs)} organization(s){span}; skipped {self.skipped} bad line(s)"
+            f"for {len(self.orgs)} organization(s){span}; skipped {self.skipped} bad traffic line(s)"
         )
 
 
