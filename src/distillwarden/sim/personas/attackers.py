@@ -47,6 +47,15 @@ _EXPERT_SYSTEMS = (
 )
 
 
+_MORE = (
+    "Continue.",
+    "Go deeper on the second point, with examples.",
+    "Now give the same explanation for an expert audience.",
+    "Expand every section to twice the length.",
+    "Could you expand on the last point?",
+)
+
+
 def _topic(rng: np.random.Generator, pools: Pools) -> str:
     if pools.mmlu_topics and rng.random() < 0.5:
         return choose(rng, pools.mmlu_topics)
@@ -79,16 +88,27 @@ class Harvester(Persona):
             return dict(shared)
         return {"templates": subset(rng, HARVEST_TEMPLATES, 3),
                 "system": choose(rng, _EXPERT_SYSTEMS),
-                "max_tokens": choose(rng, (2048, 4096, 1500, 3000))}
+                "max_tokens": choose(rng, (2048, 4096, 1500, 3000)),
+                "stream": bool(rng.random() < 0.3),
+                "follow_up": bool(rng.random() < 0.4)}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
-        text, item = harvest_text(rng, pools, ctx.style["templates"])
-        body = chat_body(ctx, vary_case(rng, text) if rng.random() < 0.2 else text,
-                         system=ctx.style.get("system"),
+        item: SourceItem | None = None
+        if ctx.history and ctx.style.get("follow_up") and rng.random() < 0.2:
+            text = choose(rng, _MORE)  # squeeze more out of the same topic, with history
+        else:
+            ctx.history = []
+            text, item = harvest_text(rng, pools, ctx.style["templates"])
+            text = vary_case(rng, text) if rng.random() < 0.2 else text
+        response = pools.answer_text(rng, item)
+        body = chat_body(ctx, text, system=ctx.style.get("system"),
                          temperature=choose(rng, (0.7, 0.8, 1.0)),
-                         max_tokens=ctx.style["max_tokens"])
-        return Request("/v1/chat/completions", body, pools.answer_text(rng, item))
+                         max_tokens=ctx.style["max_tokens"],
+                         stream=True if ctx.style.get("stream") else None)
+        ctx.history = [{"role": "user", "content": text},
+                       {"role": "assistant", "content": response[:1500]}]
+        return Request("/v1/chat/completions", body, response)
 
 
 class ChainOfThoughtExtractor(Persona):
@@ -106,7 +126,8 @@ class ChainOfThoughtExtractor(Persona):
         if shared:
             return dict(shared)
         return {"phrases": subset(rng, COT_PHRASES, randint(rng, 2, 5)),
-                "where": choose(rng, ("suffix", "prefix", "system"))}
+                "where": choose(rng, ("suffix", "prefix", "system")),
+                "stream": bool(rng.random() < 0.3)}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
@@ -125,7 +146,8 @@ class ChainOfThoughtExtractor(Persona):
             text, system = item.text, phrase
         else:
             text = f"{item.text}\n\n{phrase}"
-        body = chat_body(ctx, text, system=system, temperature=0.6, max_tokens=4096)
+        body = chat_body(ctx, text, system=system, temperature=0.6, max_tokens=4096,
+                         stream=True if ctx.style.get("stream") else None)
         answer = pools.answer_text(rng, item)
         response = "Let me work through this carefully.\n\nStep 1: " + answer
         return Request("/v1/chat/completions", body, response)
@@ -270,12 +292,14 @@ class SlowAndLow(Persona):
         if shared:
             return dict(shared)
         return {"templates": subset(rng, HARVEST_TEMPLATES, 2),
-                "phrases": subset(rng, COT_PHRASES, 2)}
+                "phrases": subset(rng, COT_PHRASES, 2),
+                "stream": bool(rng.random() < 0.6)}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
         text, item = harvest_text(rng, pools, ctx.style["templates"])
         if rng.random() < 0.3:
             text += "\n" + habitual(rng, ctx.style["phrases"], COT_PHRASES)
-        body = chat_body(ctx, text, temperature=0.7, max_tokens=2048)
+        body = chat_body(ctx, text, temperature=0.7, max_tokens=2048,
+                         stream=True if ctx.style.get("stream") else None)
         return Request("/v1/chat/completions", body, pools.answer_text(rng, item))

@@ -21,6 +21,7 @@ from ..phrasing import (
     JUDGE_TEMPLATES,
     LANGUAGES,
     choose,
+    desensitise,
     randint,
     vary_case,
 )
@@ -219,6 +220,12 @@ class RagApp(Persona):
     timing = TimingModel(mode="session", curve="office", turns=1.3, gap_s=60.0)
     volume_per_day = (30.0, 1.0)
 
+    def setup(
+        self, rng: np.random.Generator, pools: Pools, shared: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        # some RAG products score answer confidence from token log-probabilities
+        return {"top_logprobs": choose(rng, (1, 2, 3, 5)) if rng.random() < 0.15 else None}
+
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
         k = randint(rng, 3, 7)
@@ -227,8 +234,10 @@ class RagApp(Persona):
         question = _first_sentence(pools.pick(rng, pools.chat).text, 300)
         system = ("Answer the question using only the numbered context passages. Cite passages "
                   "like [2]. If the answer is not in the context, say so.")
+        top = ctx.style.get("top_logprobs")
         body = chat_body(ctx, f"Context:\n{context}\n\nQuestion: {question}", system=system,
-                         temperature=0.1, max_tokens=512)
+                         temperature=0.1, max_tokens=512, logprobs=True if top else None,
+                         top_logprobs=top)
         response = pools.answer_text(rng, None)[:1200] + " [1]"
         return Request("/v1/chat/completions", body, response)
 
@@ -314,11 +323,15 @@ class TranslationPipeline(Persona):
         self, rng: np.random.Generator, pools: Pools, shared: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         return {"template": choose(rng, self._TEMPLATES),
-                "langs": subset(rng, LANGUAGES, randint(rng, 1, 4))}
+                "langs": subset(rng, LANGUAGES, randint(rng, 1, 4)),
+                # a quarter of pipelines scrub personal data before it leaves the customer
+                "redaction": choose(rng, (0, 1, 3)) if rng.random() < 0.25 else None}
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
         passage = choose(rng, pools.answers)[: randint(rng, 300, 2500)]
+        if ctx.style.get("redaction") is not None:
+            passage = desensitise(rng, passage, ctx.style["redaction"])
         text = ctx.style["template"].format(lang=choose(rng, ctx.style["langs"]), text=passage)
         body = chat_body(ctx, text, temperature=0.0, max_tokens=1500)
         return Request("/v1/chat/completions", body, passage[: max(200, len(passage) // 2)])
@@ -366,6 +379,12 @@ class EducationPlatform(Persona):
         "{q}",
         "Please explain the answer to this question: {q}",
     )
+    _QUIZ = (
+        "Create {n} multiple-choice quiz questions about {topic} for my class. Return JSON with "
+        "question, options and answer.",
+        "Generate {n} practice questions with answers on {topic}, as a JSON list.",
+        "Make {n} flashcards (front/back) about {topic} in JSONL.",
+    )
 
     def request(self, ctx: AccountContext, turn: int) -> Request:
         rng, pools = ctx.rng, ctx.pools
@@ -375,6 +394,10 @@ class EducationPlatform(Persona):
             item = pools.pick(rng, pools.gsm8k if rng.random() < 0.5 and pools.gsm8k
                               else (pools.mcq or pools.chat))
             text = choose(rng, self._WRAP).format(q=item.text)
+            if rng.random() < 0.05:  # teachers generate quizzes as structured data
+                text = choose(rng, self._QUIZ).format(n=choose(rng, (5, 10, 20)),
+                                                      topic=choose(rng, pools.mmlu_topics or
+                                                                   ("fractions",)))
             if rng.random() < 0.4:
                 text += " " + choose(rng, COT_PHRASES[:11])
         else:
