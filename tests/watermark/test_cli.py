@@ -123,6 +123,12 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path, tok_dir: Path, cfg: Waterm
     base = ["--key-file", str(tmp_path / "k.hex"), "--tokenizer", str(tok_dir)]
     r = runner.invoke(app, ["watermark", "detect", str(tmp_path / "bin.dat"), *base])
     assert r.exit_code == 2 and "binary" in r.stderr
+    (tmp_path / "latin.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    r = runner.invoke(app, ["watermark", "detect", str(tmp_path / "latin.txt"), *base])
+    assert r.exit_code == 2 and "not UTF-8" in r.stderr
+    (tmp_path / "bad.jsonl").write_text('{"text": "w1 w2"}\n{oops\n')
+    r = runner.invoke(app, ["watermark", "detect", str(tmp_path / "bad.jsonl"), *base])
+    assert r.exit_code == 2 and "bad.jsonl:2" in r.stderr
     r = runner.invoke(app, ["watermark", "detect", str(tmp_path / "missing.txt"), *base])
     assert r.exit_code == 2 and "no such file" in r.stderr
     (tmp_path / "t.txt").write_text("w1 w2 w3")
