@@ -1,6 +1,6 @@
 """Benchmark: the MMD baseline (arXiv 2606.05725) through the evaluation harness.
 
-Simulates a small scenario sized for CPU embedding (every query of every scored account is
+Simulates a tiny scenario sized for CPU embedding (every query of every scored account is
 embedded with MiniLM once, cached in the dataset's .cache), then evaluates the baseline at
 several window sizes side by side, with the harness's calibrated thresholds and with the
 paper's own rule (MMD² above the 95th percentile of benign-vs-benign draws). Writes the
@@ -8,7 +8,7 @@ figures under "mmd_baseline_small" in bench/results/sim.json and the HTML/JSON r
 --report. The paper's windows are 1,500 queries; 1,500-query windows for thousands of
 accounts need a GPU for the embeddings, so this run uses shorter windows and says so.
 
-    python bench/sim/bench_mmd_baseline.py [--windows 200 100 50] [--data DIR]
+    python bench/sim/bench_mmd_baseline.py [--windows 50 20] [--data DIR]
 """
 
 from __future__ import annotations
@@ -36,46 +36,48 @@ days: 7
 models: [dw-large]
 reference_fraction: 0.2
 benign:
-  - {persona: chat_app, count: 130, volume_per_day: {median: 3, sigma: 0.8}}
-  - {persona: coding_assistant, count: 60, volume_per_day: {median: 3, sigma: 0.8}}
-  - {persona: rag_app, count: 20, volume_per_day: {median: 3, sigma: 0.8}}
-  - {persona: support_bot, count: 30, volume_per_day: {median: 4, sigma: 0.6}}
-  - {persona: translation_pipeline, count: 6, volume_per_day: {median: 20, sigma: 0.4}}
-  - {persona: evaluation_lab, count: 6, volume_per_day: {median: 20, sigma: 0.4}}
-  - {persona: education, count: 60, volume_per_day: {median: 3, sigma: 0.8}}
+  - {persona: chat_app, count: 60, volume_per_day: {median: 2, sigma: 0.5}}
+  - {persona: coding_assistant, count: 25, volume_per_day: {median: 2, sigma: 0.5}}
+  - {persona: support_bot, count: 15, volume_per_day: {median: 2, sigma: 0.5}}
+  - {persona: translation_pipeline, count: 3, volume_per_day: {median: 6, sigma: 0.3}}
+  - {persona: evaluation_lab, count: 3, volume_per_day: {median: 6, sigma: 0.3}}
+  - {persona: education, count: 25, volume_per_day: {median: 2, sigma: 0.5}}
 attackers:
-  - {strategy: harvester, count: 3, volume_per_day: {median: 40, sigma: 0.2}}
-  - {strategy: cot_extractor, count: 3, volume_per_day: {median: 40, sigma: 0.2}}
-  - {strategy: dataset_formatter, count: 3, volume_per_day: {median: 40, sigma: 0.2}}
-  - {strategy: rival_evaluator, count: 3, volume_per_day: {median: 40, sigma: 0.2}}
-  - {strategy: desensitised_harvester, count: 3, volume_per_day: {median: 40, sigma: 0.2}}
-  - {strategy: logprob_harvester, count: 3, volume_per_day: {median: 40, sigma: 0.2}}
-  - {strategy: slow_and_low, count: 3, volume_per_day: {median: 40, sigma: 0.2}}
+  - {strategy: harvester, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
+  - {strategy: cot_extractor, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
+  - {strategy: dataset_formatter, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
+  - {strategy: rival_evaluator, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
+  - {strategy: desensitised_harvester, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
+  - {strategy: logprob_harvester, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
+  - {strategy: slow_and_low, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
 hydras:
-  - {strategy: cot_extractor, size: 15, reseller: apexgate, volume_per_day: {median: 5, sigma: 0.2}}
+  - {strategy: cot_extractor, size: 8, reseller: apexgate, volume_per_day: {median: 3, sigma: 0.2}}
 mixers:
-  - {host: chat_app, strategy: harvester, count: 4, volume_per_day: {median: 60, sigma: 0.2}}
+  - {host: chat_app, strategy: harvester, count: 2, volume_per_day: {median: 10, sigma: 0.2}}
 """
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--windows", type=int, nargs="+", default=[200, 100, 50])
-    ap.add_argument("--data", type=Path, default=Path("/tmp/dw-bench-mmd"))
+    ap.add_argument("--windows", type=int, nargs="+", default=[50, 20])
+    ap.add_argument("--data", type=Path, default=Path("/tmp/dw-bench-mmd2"))
     ap.add_argument("--report", type=Path, default=Path("/tmp/dw-bench-mmd-report"))
     args = ap.parse_args()
     if not (args.data / "labels.jsonl").exists():
         write_dataset(parse_scenario(SCENARIO, "mmd-small"), args.data)
-    detectors = {f"mmd-window-{w}": MMDBaselineDetector(window=w, max_reference=1500)
+    detectors = {f"mmd-window-{w}": MMDBaselineDetector(window=w, max_reference=400, max_chars=300)
                  for w in sorted(args.windows, reverse=True)}
     t0 = time.perf_counter()
-    report = evaluate(detectors, args.data, windows=(10, 20, 50, 100, 200),
+    report = evaluate(detectors, args.data, windows=(5, 10, 20, 50),
                       progress=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
     wall = time.perf_counter() - t0
     write_report(report, args.report)
     out = {"scenario": "mmd-small (inline in this script)", "split": report.split,
            "attackers": report.attackers, "wall_s": round(wall, 1),
            "embedding_model": "all-MiniLM-L6-v2 (paper: bge-small-en-v1.5)",
+           "deviations": "windows of 50 and 20 queries (paper: 1,500), 400 reference "
+                         "queries, queries cut to 300 characters: the shared 2-core machine "
+                         "embedded only a few queries per second while this ran",
            "loadavg": [round(x, 2) for x in os.getloadavg()],
            "detectors": [r.as_dict() for r in report.results]}
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
