@@ -23,8 +23,8 @@ from .conftest import TrafficBuilder, attack_prompts, hash_embedder
 @pytest.fixture(scope="module")
 def detector(benign_prompts: list[str]) -> DistillationDetector:
     ref = TrafficBuilder(21)
-    for i in range(120):
-        ref.account(f"ref{i}", benign_prompts[::2], n=int(15 + ref.rng.integers(80)))
+    for i in range(80):
+        ref.account(f"ref{i}", benign_prompts[::2], n=int(15 + ref.rng.integers(50)))
     return DistillationDetector(embedder=hash_embedder).fit(ref.events(), ref.accounts_table())
 
 
@@ -47,8 +47,8 @@ def _small_traffic(benign: list[str]) -> TrafficBuilder:
 
 def _traffic(benign: list[str]) -> TrafficBuilder:
     t = TrafficBuilder(22)
-    for i in range(30):
-        t.account(f"ben{i}", benign[::2], n=int(15 + t.rng.integers(80)))
+    for i in range(20):
+        t.account(f"ben{i}", benign[::2], n=int(15 + t.rng.integers(50)))
     t.account("att_dataset", attack_prompts("dataset", benign[1::2]), n=120, mean_gap_s=60)
     t.account("att_judge", attack_prompts("judge", benign[1::2]), n=120, mean_gap_s=60)
     for j in range(6):

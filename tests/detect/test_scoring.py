@@ -15,8 +15,8 @@ from .conftest import TrafficBuilder, attack_prompts, hash_embedder
 def fitted(benign_prompts: list[str]) -> DistillationDetector:
     ref = TrafficBuilder(11)
     pool = benign_prompts[::2]
-    for i in range(150):
-        ref.account(f"ref{i}", pool, n=int(15 + ref.rng.integers(120)))
+    for i in range(100):
+        ref.account(f"ref{i}", pool, n=int(15 + ref.rng.integers(80)))
     return DistillationDetector(embedder=hash_embedder).fit(ref.events(), ref.accounts_table())
 
 
@@ -24,8 +24,8 @@ def _test_traffic(benign: list[str]) -> tuple[pa.Table, pa.Table]:
     # fresh benign accounts from the reference's prompt distribution (calibration is a claim
     # about traffic like the reference); attackers fill templates from the other half
     t = TrafficBuilder(12)
-    for i in range(60):
-        t.account(f"ben{i}", benign[::2], n=int(15 + t.rng.integers(120)))
+    for i in range(50):
+        t.account(f"ben{i}", benign[::2], n=int(15 + t.rng.integers(80)))
     pool = benign[1::2]
     for kind in ("cot", "dataset", "judge"):
         t.account(f"att_{kind}", attack_prompts(kind, pool), n=80)
