@@ -14,6 +14,7 @@ from .errors import InvalidInput
 
 __all__ = [
     "KNOWN_MARKETS",
+    "MARKET_MEMBERS",
     "PERMITTED_USES",
     "normalize_channel",
     "normalize_datetime",
@@ -21,6 +22,7 @@ __all__ = [
     "normalize_models",
     "normalize_permitted_uses",
     "normalize_regions",
+    "region_covered",
     "register_permitted_use",
     "require_text",
     "validate_id",
@@ -33,6 +35,64 @@ _USE_RE = re.compile(r"^[a-z][a-z0-9-]{1,48}$")
 
 #: Multi-country markets accepted besides ISO 3166-1 alpha-2 codes (and ``CC-SUB`` codes).
 KNOWN_MARKETS = frozenset({"EU", "EEA", "EMEA", "APAC", "LATAM", "MENA", "GLOBAL"})
+
+_EU = frozenset(
+    [
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+    ]
+)
+
+#: Markets with a fixed membership: a licence for ``EU`` covers requests from ``DE``.
+#: Other known markets (``APAC``, ``EMEA`` …) have no single definition and match only
+#: requests attributed to that literal code (e.g. by the gateway's IP-range map).
+MARKET_MEMBERS: dict[str, frozenset[str]] = {
+    "EU": _EU,
+    "EEA": _EU | {"IS", "LI", "NO"},
+}
+
+
+def region_covered(licence_regions: Iterable[str], region: str | None) -> bool:
+    """Whether a request attributed to ``region`` falls under a licence's regions.
+
+    No regions (or ``GLOBAL``) cover everything; ``US`` covers ``US-CA``; ``EU``/``EEA``
+    cover their member states; anything else must match exactly (case-insensitive).
+    """
+    allowed = {str(r).upper() for r in licence_regions}
+    if not allowed or "GLOBAL" in allowed:
+        return True
+    if not region:
+        return False
+    code = region.strip().upper()
+    country = code.split("-", 1)[0]
+    if code in allowed or country in allowed:
+        return True
+    return any(country in MARKET_MEMBERS.get(m, frozenset()) for m in allowed)
+
 
 #: Permitted uses a licence may grant. Extend with :func:`register_permitted_use`.
 PERMITTED_USES: dict[str, str] = {
