@@ -254,3 +254,60 @@ def test_corpus_errors_are_clear(tmp_path: Path) -> None:
     empty.write_text('{"other": 1}\n')
     with pytest.raises(ForensicsError, match="field"):
         CorpusSuspect.read(str(empty))
+
+
+def test_cli_takes_served_texts_from_the_event_log(
+    watermarked_texts: list[str], clean_texts: list[str], master_secret: bytes, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from distillwarden.events.writer import write_segment
+
+    now = dt.datetime.now(dt.UTC)
+    orgs = [LEAKER] * len(watermarked_texts) + ["org_bob"] * 5
+    served = watermarked_texts + clean_texts[:5]
+    table = pa.table(
+        {
+            "event_id": [f"evt_{i}" for i in range(len(orgs))],
+            "ts": [now] * len(orgs),
+            "org_id": orgs,
+            "endpoint": ["/v1/chat/completions"] * len(orgs),
+            "status": [200] * len(orgs),
+            "response_text": served,
+        }
+    )
+    events = tmp_path / "events"
+    write_segment(events, table)
+    corpus = tmp_path / "suspect.txt"
+    corpus.write_text("\n\n".join(watermarked_texts[:4] + clean_texts[20:40]))
+    config = tmp_path / "dw.yaml"
+    config.write_text(f"secret: {master_secret.decode()}\ndata_dir: {tmp_path / 'data'}\n")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "forensics",
+            "audit",
+            "--corpus",
+            str(corpus),
+            "--config",
+            str(config),
+            "--account",
+            LEAKER,
+            "--account",
+            "org_bob",
+            "--events",
+            str(events),
+            "--watermark",
+            WM_HEADER,
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    radio = json.loads((out / "audit.json").read_text())["radioactivity"]
+    assert radio["filtered_to_received_contexts"] is True
+    assert radio["scored_pairs"] < radio["pairs_before_filter"]
+    assert radio["attributed"] == [LEAKER]

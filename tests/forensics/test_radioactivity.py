@@ -100,3 +100,43 @@ def test_config_for_another_tokenizer_fails_loudly(local_model: Any, master_secr
 def test_no_accounts_is_an_error(local_model: Any, wm_config: Any) -> None:
     with pytest.raises(ValueError, match="candidate accounts"):
         radioactivity_test(["x"], local_model.tokenizer, {}, wm_config)
+
+
+def test_received_contexts_filter_concentrates_the_evidence(
+    local_model: Any,
+    wm_config: Any,
+    watermarked_texts: list[str],
+    clean_texts: list[str],
+    master_secret: bytes,
+) -> None:
+    corpus = watermarked_texts[:3] + clean_texts[:60]  # a faint trace in a lot of other text
+    k = keys(master_secret, [LEAKER] + [f"org_{i}" for i in range(9)])
+    plain = radioactivity_test(corpus, local_model.tokenizer, k, wm_config)
+    focused = radioactivity_test(
+        corpus, local_model.tokenizer, k, wm_config, received=watermarked_texts
+    )
+    assert focused.filtered and focused.pairs_before_filter == plain.scored_pairs
+    assert focused.scored_pairs < plain.scored_pairs / 3
+    assert focused.accounts[0].account == LEAKER
+    assert focused.accounts[0].log10_p < plain.accounts[0].log10_p
+
+
+def test_received_filter_keeps_the_null_valid(
+    local_model: Any,
+    wm_config: Any,
+    watermarked_texts: list[str],
+    clean_texts: list[str],
+    master_secret: bytes,
+) -> None:
+    names = [f"org_{i}" for i in range(200)]
+    result = radioactivity_test(
+        clean_texts[:300],
+        local_model.tokenizer,
+        keys(master_secret, names),
+        wm_config,
+        received=watermarked_texts + clean_texts[300:400],
+    )
+    assert result.scored_pairs > 1000
+    p = np.array([10**a.log10_p for a in result.accounts])
+    assert np.mean(p <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / p.size) + 0.01
+    assert not result.attributed

@@ -200,13 +200,16 @@ def run_audit(
     config: WatermarkConfig,
     reference: Generator | None = None,
     options: AuditOptions | None = None,
+    received: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
     """Audit ``suspect`` for signs that it learned from our accounts' outputs.
 
     ``keys`` maps candidate account ids to their watermark keys; ``tokenizer`` and
     ``config`` are those of our watermarking model; ``reference`` answers the identity and
-    fingerprint probes as our model does (without it, those tests are skipped).
+    fingerprint probes as our model does (without it, those tests are skipped);
+    ``received`` (what the candidate accounts were served, e.g. from the event log) focuses
+    the radioactivity test on the contexts they saw.
     """
     opts = options or AuditOptions()
     say = progress or (lambda _stage, _done, _total: None)
@@ -270,6 +273,7 @@ def run_audit(
         keys,
         config,
         prompts=prompts_used or None,
+        received=received,
         alpha=opts.alpha,
     )
     say("radioactivity: scoring", 1, 1)

@@ -54,6 +54,14 @@ def _accounts(
     return out
 
 
+def _served_from_events(events_dir: Path, accounts: list[str]) -> list[str]:
+    """``response_text`` of every event of the candidate accounts in the event log."""
+    from ..events.reader import read_events
+
+    table = read_events(events_dir, orgs=accounts, columns=["org_id", "response_text"])
+    return [t for t in table.column("response_text").to_pylist() if t]
+
+
 @app.command("audit")
 def audit(
     out: Path = typer.Option(..., "--out", "-o", help="folder for audit.json and audit.html"),
@@ -69,6 +77,13 @@ def audit(
     config: Path | None = typer.Option(None, "--config", "-c", help="distillwarden YAML config"),
     watermark: str | None = typer.Option(
         None, help='licence watermark settings as JSON, e.g. {"delta": 2.0, "gamma": 0.25}'
+    ),
+    received: Path | None = typer.Option(
+        None, help="what the candidate accounts were served (JSONL/text): score only its contexts"
+    ),
+    received_field: str | None = typer.Option(None, help="JSONL field of --received"),
+    events: Path | None = typer.Option(
+        None, help="event log folder: score only contexts the candidates were served"
     ),
     prompts: Path | None = typer.Option(None, help="radioactivity prompts (lines or JSONL)"),
     samples: int = typer.Option(1, min=1, help="answers per prompt"),
@@ -134,6 +149,16 @@ def audit(
             suspect = EndpointSuspect(endpoint, model, api_key)
     except ForensicsError as exc:
         raise _fail(str(exc)) from exc
+    served: list[str] | None = None
+    try:
+        if received is not None:
+            served = CorpusSuspect.read(str(received), field=received_field).texts
+        if events is not None:
+            served = (served or []) + _served_from_events(events, names)
+    except ForensicsError as exc:
+        raise _fail(str(exc)) from exc
+    if served is not None and not served:
+        raise _fail("no served texts found for the candidate accounts; drop --received/--events")
     ref: Any = None
     if reference and endpoint is not None:
         ref = (
@@ -173,6 +198,7 @@ def audit(
                 config=wm_config,
                 reference=ref,
                 options=options,
+                received=served,
                 progress=tick,
             )
         except (ForensicsError, WatermarkConfigMismatch, ValueError) as exc:
