@@ -214,9 +214,7 @@ class LocalModelServer:
             return _error(exc)
         except Exception as exc:  # an OpenAI-shaped 500, never a bare traceback
             log.exception("request failed")
-            return _json(
-                p.error_body(f"the local model failed: {exc}", type_="server_error"), 500
-            )
+            return _json(p.error_body(f"the local model failed: {exc}", type_="server_error"), 500)
 
     async def _submit(
         self,
