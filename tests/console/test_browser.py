@@ -34,11 +34,72 @@ def free_port() -> int:
 pytestmark = pytest.mark.browser
 
 
+def _seed_real_finding(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """A finding in the detector's format, with example requests in the event log."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from distillwarden.events.writer import write_segment
+    from distillwarden.store.models import Finding
+
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "event_id": f"evt_{i}",
+            "ts": now - timedelta(minutes=i),
+            "org_id": "sinoquant",
+            "endpoint": "/v1/chat/completions",
+            "model": "smollm2-135m",
+            "status": 200,
+            "region": "SG",
+            "key_prefix": "sk-dw-Ab12",
+            "last_user_text": f"Q{i}: Think step by step and show every intermediate step. "
+            f"A train leaves at {i + 3} pm…",
+            "response_text": "Step 1: identify the quantities. Step 2: …",
+        }
+        for i in range(2)
+    ]
+    write_segment(settings.effective_events_dir, pa.Table.from_pylist(rows))
+    with session_scope(factory) as s:
+        s.add(
+            Finding(
+                id="fnd_real",
+                org_id="sinoquant",
+                detector="distillation-detector",
+                risk=0.99,
+                p_value=3e-7,
+                threshold_fpr=0.001,
+                window_start=now - timedelta(hours=1),
+                window_end=now,
+                created_at=now + timedelta(seconds=1),
+                signals={
+                    "cot_elicitation_share": {
+                        "p_value": 2e-6,
+                        "value": 0.91,
+                        "requests": 1830,
+                        "means": "share of prompts asking for step-by-step reasoning",
+                        "example_request_ids": ["evt_0", "evt_1"],
+                    },
+                    "benchmark_overlap": {
+                        "p_value": 4e-4,
+                        "value": 0.37,
+                        "requests": 412,
+                        "means": "share of prompts matching public benchmark items",
+                        "example_request_ids": [],
+                    },
+                },
+                evidence={"requests": 51234, "channel": "reseller:cloudco", "licence": "standard"},
+            )
+        )
+
+
 @pytest.fixture
 def console_url(tmp_settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[str]:
     import uvicorn
 
     seed(session_factory)
+    _seed_real_finding(tmp_settings, session_factory)
     app = Starlette(routes=[Mount("/console", create_console_app(tmp_settings, session_factory))])
     port = free_port()
     server = uvicorn.Server(
@@ -94,6 +155,8 @@ def test_login_view_and_suspend_in_browser(
             page.locator(".alert-ok").wait_for()
             assert "Status set to suspended" in page.locator(".alert-ok").inner_text()
             assert page.locator("h1 .badge-suspended").count() == 1
+            page.click("text=Examples (2)")
+            sync_api.expect(page.locator(".example")).to_have_count(2, timeout=10_000)
             if os.environ.get("DW_SCREENSHOT_DIR"):
                 page.screenshot(path=str(shots / "console-account.png"), full_page=True)
                 page.goto(f"{console_url}/accounts")

@@ -293,3 +293,65 @@ def test_account_sorting_and_counts(
     _login(client, tmp_settings.admin_token or "")
     text = client.get("/console/accounts?q=hydra").text
     assert "Showing" not in text
+
+
+def test_signal_example_requests_come_from_the_event_log(
+    client: TestClient, tmp_settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from distillwarden.events.writer import write_segment
+    from distillwarden.store.models import Finding
+
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "event_id": f"evt_{i}",
+            "ts": now - timedelta(minutes=i),
+            "org_id": org,
+            "endpoint": "/v1/chat/completions",
+            "model": "smollm2",
+            "status": 200,
+            "last_user_text": f"Solve step by step: problem {i}",
+            "response_text": f"answer {i}",
+        }
+        for i, org in enumerate(["sinoquant", "sinoquant", "sinoquant", "notes-app"])
+    ]
+    write_segment(tmp_settings.effective_events_dir, pa.Table.from_pylist(rows))
+    with session_scope(session_factory) as s:
+        s.add(
+            Finding(
+                id="fnd_real",
+                org_id="sinoquant",
+                detector="distillation-detector",
+                risk=0.99,
+                p_value=1e-6,
+                window_start=now - timedelta(hours=1),
+                window_end=now,
+                signals={
+                    "cot_share": {
+                        "p_value": 1e-5,
+                        "value": 0.9,
+                        "requests": 3,
+                        "means": "share of chain-of-thought prompts",
+                        "example_request_ids": ["evt_0", "evt_2", "evt_3"],
+                    }
+                },
+                evidence={"requests": 3},
+                created_at=now + timedelta(seconds=1),
+            )
+        )
+    _login(client, tmp_settings.admin_token or "")
+    page = client.get("/console/accounts/sinoquant")
+    assert "share of chain-of-thought prompts" in page.text and "Examples (3)" in page.text
+    part = client.get(
+        "/console/findings/fnd_real/examples?signal=cot_share", headers={"hx-request": "true"}
+    )
+    assert part.status_code == 200 and "<html" not in part.text
+    assert "problem 0" in part.text and "problem 2" in part.text
+    assert "problem 3" not in part.text  # another account's request is never shown
+    none = client.get("/console/findings/fnd_real/examples?signal=missing")
+    assert "no example requests" in none.text
+    assert client.get("/console/findings/nope/examples?signal=x").status_code == 404

@@ -126,6 +126,22 @@ def _num(value: Any) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".") if "." in f"{value:.3f}" else str(value)
 
 
+def _signal_items(signals: Any) -> list[tuple[str, Any]]:
+    """A finding's signals, strongest first: detailed entries by p-value, then plain scores
+    by name."""
+    if not isinstance(signals, dict):
+        return []
+
+    def key(item: tuple[str, Any]) -> tuple[int, float, str]:
+        name, v = item
+        if isinstance(v, dict):
+            p = v.get("p_value")
+            return (0, float(p) if isinstance(p, int | float) else 2.0, name)
+        return (1, 0.0, name)
+
+    return sorted(signals.items(), key=key)
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("distillwarden.console", "templates"),
@@ -133,7 +149,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ts=_fmt_ts, risk_class=_risk_class, pretty=_pretty, num=_num)
+    env.filters.update(
+        ts=_fmt_ts, risk_class=_risk_class, pretty=_pretty, num=_num, signal_items=_signal_items
+    )
     env.tests["scalar"] = _is_scalar
     return env
 
@@ -359,6 +377,24 @@ def create_console_app(settings: Settings, session_factory: sessionmaker[Session
         user = require(request)
         detail = run(lambda s: views.account_detail(s, org_id))
         return render(request, "account.html", user=user, d=detail, nav="accounts")
+
+    @app.get("/findings/{finding_id}/examples", response_class=HTMLResponse)
+    def finding_examples(request: Request, finding_id: str, signal: str) -> Response:
+        user = require(request)
+        finding, ids = run(lambda s: views.signal_examples(s, finding_id, signal))
+        error = None
+        try:
+            rows = views.example_requests(
+                settings.effective_events_dir,
+                finding.org_id,
+                ids,
+                since=finding.window_start,
+                until=finding.window_end,
+            )
+        except Exception as exc:  # a damaged or newer event log: say so, keep the page
+            _log.warning("cannot read example requests for %s: %r", finding_id, exc)
+            rows, error = [], f"The event log could not be read: {exc}"
+        return render(request, "_examples.html", user=user, rows=rows, ids=ids, error=error)
 
     @app.post("/accounts/{org_id}/status", response_class=HTMLResponse)
     async def account_status(request: Request, org_id: str) -> Response:

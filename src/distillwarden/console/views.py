@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from ..store import audit, services
+from ..store.errors import NotFound
 from ..store.models import (
     ACCOUNT_STATUSES,
     ApiKey,
@@ -26,7 +31,9 @@ __all__ = [
     "account_rows",
     "audit_page",
     "cluster_rows",
+    "example_requests",
     "overview_counts",
+    "signal_examples",
 ]
 
 
@@ -224,3 +231,57 @@ def audit_page(
     """The chain's verification and its latest entries, newest first."""
     entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)))
     return audit.verify(session), entries
+
+
+#: Columns of an example request the console shows (never hashes of IPs or agents).
+REQUEST_COLUMNS = (
+    "event_id",
+    "ts",
+    "endpoint",
+    "model",
+    "region",
+    "key_prefix",
+    "last_user_text",
+    "response_text",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
+def example_requests(
+    events_dir: Path,
+    org_id: str,
+    event_ids: list[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 10,
+) -> list[dict[str, Any]]:
+    """The logged requests with these ids (one account's, at most ``limit``), oldest first;
+    empty when the event log is not on this machine."""
+    from ..events.reader import read_events
+
+    wanted = [str(e) for e in event_ids][:limit]
+    if not wanted or not events_dir.exists():
+        return []
+    table = read_events(
+        events_dir,
+        orgs=[org_id],
+        since=since - timedelta(seconds=1) if since else None,
+        until=until + timedelta(seconds=1) if until else None,
+        columns=list(REQUEST_COLUMNS),
+    )
+    table = table.filter(pc.is_in(table["event_id"], value_set=pa.array(wanted)))
+    rows = sorted(table.to_pylist(), key=lambda r: r["ts"])
+    return rows[:limit]
+
+
+def signal_examples(session: Session, finding_id: str, signal: str) -> tuple[Finding, list[str]]:
+    """A finding and the example request ids its evidence gives for one signal."""
+    finding = session.get(Finding, finding_id)
+    if finding is None:
+        raise NotFound(f"unknown finding {finding_id!r}")
+    entry = (finding.signals or {}).get(signal)
+    ids = entry.get("example_request_ids", []) if isinstance(entry, dict) else []
+    return finding, [str(i) for i in ids]
