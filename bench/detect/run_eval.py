@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="run our detector without embedding signals")
     ap.add_argument("--no-baseline", action="store_true", help="skip the MMD baseline")
     ap.add_argument("--baseline-window", type=int, default=1500)
+    ap.add_argument("--baseline-max-chars", type=int, default=1000,
+                    help="characters of each query the baseline embeds (CPU budget)")
     ap.add_argument("--exclude-signals", nargs="*", default=[],
                     help="signals our detector must not use (generalisation checks)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detection.json")
@@ -110,18 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_baseline:
             from distillwarden.evaluate.mmd_baseline import MMDBaselineDetector
 
-            detectors["mmd_baseline"] = MMDBaselineDetector(window=args.baseline_window)
+            detectors["mmd_baseline"] = MMDBaselineDetector(
+                window=args.baseline_window, max_chars=args.baseline_max_chars
+            )
         t0 = time.perf_counter()
         report = evaluate(detectors, str(path), fprs=(0.001, 0.01),
                           progress=lambda m: print(m, flush=True))
         full = report.as_dict(with_curves=True)
         (args.reports / f"{name}.json").write_text(json.dumps(full, indent=1, default=str))
-        try:
-            from distillwarden.evaluate import report as report_mod  # type: ignore[attr-defined]
+        from distillwarden.evaluate.report import render_html
 
-            report_mod.write_html(report, args.reports / f"{name}.html")
-        except (ImportError, AttributeError):
-            pass
+        (args.reports / f"{name}.html").write_text(render_html(report), encoding="utf-8")
         entry: dict[str, Any] = {"dataset": str(path), "split": full["split"],
                                  "attackers": full["attackers"],
                                  "seconds": round(time.perf_counter() - t0, 1)}

@@ -1,0 +1,113 @@
+"""Compose bench/results/detection.json and docs/reports/ from run_eval.py outputs.
+
+    python bench/detect/summarize.py \\
+        --standard /tmp/dw/std-final.json --standard-reports /tmp/dw/reports-std \\
+        --side-by-side /tmp/dw/small-both.json --side-by-side-reports /tmp/dw/reports-small \\
+        --held-out /tmp/dw/heldout.json --held-out-reports /tmp/dw/reports-heldout
+
+Top-level keys are our detector on the full ``standard`` scenario; ``mmd_baseline`` holds the
+MMD baseline's figures from the run where both detectors saw the same (smaller) dataset,
+because embedding every query of the full scenario for the baseline does not fit the CPU
+budget; that run's figures for both detectors are under ``side_by_side``. Each harness
+report is re-rendered to HTML with the harness's own renderer
+(``distillwarden.evaluate.report``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = ("pure_tpr_at_fpr_0_1pct", "mixed10_tpr_at_fpr_1pct", "mixed5_tpr_at_fpr_1pct",
+        "benign_fpr", "hydra_ari", "median_queries_to_detection")
+
+
+def _report_from_json(data: dict[str, Any]) -> Any:
+    from distillwarden.evaluate.harness import DetectorResult, EvaluationReport
+    from distillwarden.evaluate.metrics import Threshold
+
+    results = []
+    for d in data["detectors"]:
+        results.append(DetectorResult(
+            name=d["name"], roc_auc=d["roc_auc"],
+            thresholds=[Threshold(**t) for t in d["thresholds"]],
+            tpr=d["tpr"], tpr_pure=d["tpr_pure"], benign_fpr=d["benign_fpr"],
+            balanced_accuracy=d["balanced_accuracy"], tpr_by_strategy=d["tpr_by_strategy"],
+            tpr_by_fraction=d["tpr_by_fraction"], tpr_hydra=d["tpr_hydra"],
+            hard_negatives=d["hard_negatives_flagged"], delay=d["detection_delay"],
+            cluster_ari=d["cluster_ari"], cluster_ari_all=d["cluster_ari_all"],
+            native=d["native_threshold"], unscored=d["unscored_accounts"],
+            seconds=d["seconds"], roc_points=d.get("roc_points", {}),
+            scores=d.get("scores", {}),
+        ))
+    return EvaluationReport(dataset=data["dataset"], split=data["split"],
+                            fprs=tuple(data["fprs"]), results=results,
+                            attackers=data["attackers"])
+
+
+def _publish(reports_dir: Path, out_dir: Path, prefix: str) -> list[str]:
+    from distillwarden.evaluate.report import render_html
+
+    written = []
+    for path in sorted(reports_dir.glob("*.json")):
+        data = json.loads(path.read_text())
+        name = f"{prefix}{path.stem}"
+        shutil.copyfile(path, out_dir / f"{name}.json")
+        (out_dir / f"{name}.html").write_text(render_html(_report_from_json(data)),
+                                              encoding="utf-8")
+        written.append(name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--standard", type=Path, required=True)
+    ap.add_argument("--standard-reports", type=Path, required=True)
+    ap.add_argument("--side-by-side", type=Path)
+    ap.add_argument("--side-by-side-reports", type=Path)
+    ap.add_argument("--held-out", type=Path)
+    ap.add_argument("--held-out-reports", type=Path)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detection.json")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs/reports")
+    args = ap.parse_args(argv)
+    args.docs.mkdir(parents=True, exist_ok=True)
+
+    std = json.loads(args.standard.read_text())
+    ours = std["scenarios"]["standard"]["distillwarden"]
+    result: dict[str, Any] = {k: ours[k] for k in KEYS}
+    result["detector"] = "distillwarden (DistillationDetector, kNN combination, no embeddings)"
+    result["standard"] = std["scenarios"]["standard"]
+    published = _publish(args.standard_reports, args.docs, "")
+    if args.side_by_side and args.side_by_side.exists():
+        sbs = json.loads(args.side_by_side.read_text())
+        scen = next(iter(sbs["scenarios"].values()))
+        result["side_by_side"] = scen
+        base = scen.get("mmd_baseline")
+        if base is not None:
+            result["mmd_baseline"] = {k: base[k] for k in KEYS}
+            result["mmd_baseline"]["dataset"] = scen["dataset"]
+            result["mmd_baseline"]["note"] = (
+                "MMD baseline figures from the side_by_side run (same dataset for both "
+                "detectors); the full standard scenario is too large to embed on this CPU")
+        if args.side_by_side_reports:
+            published += _publish(args.side_by_side_reports, args.docs, "side-by-side-")
+    if args.held_out and args.held_out.exists():
+        held = json.loads(args.held_out.read_text())
+        result["held_out"] = held["scenarios"]
+        if args.held_out_reports:
+            published += _publish(args.held_out_reports, args.docs, "held-out-")
+    result["reports"] = [f"docs/reports/{p}.html" for p in published]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    print(json.dumps({k: result.get(k) for k in KEYS}, indent=1))
+    if "mmd_baseline" in result:
+        print(json.dumps(result["mmd_baseline"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
