@@ -227,15 +227,19 @@ def score_torch(ctx_hash: torch.Tensor, tok_hash: torch.Tensor) -> torch.Tensor:
 
 
 def green_mask_torch(
-    ctx_hash: torch.Tensor, tok_hash: torch.Tensor, threshold: int
+    ctx_hash: torch.Tensor,
+    tok_hash: torch.Tensor,
+    threshold: int,
+    scratch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Green mask ``(rows, vocab)`` for context hashes ``(rows,)`` against token hashes
     ``(rows | 1, vocab)``: the same bits as ``score_torch(...) < threshold``, computed with
-    in-place operations and one signed comparison (the generation hot path)."""
+    in-place operations and one signed comparison (the generation hot path). ``scratch``,
+    an int64 tensor of the same shape, saves one allocation per call."""
     import torch
 
     z = torch.bitwise_xor(tok_hash, ctx_hash[:, None])
-    t = torch.empty_like(z)
+    t = scratch if scratch is not None else torch.empty_like(z)
     for shift, mult in ((30, _signed(_C1)), (27, _signed(_C2)), (31, None)):
         torch.bitwise_right_shift(z, shift, out=t)
         t.bitwise_and_((1 << (64 - shift)) - 1)

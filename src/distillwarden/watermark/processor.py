@@ -80,16 +80,21 @@ class GreenListBias:
         rows, vocab = scores.shape
         tok = self.token_hashes(vocab, scores.device)
         delta = self.config.delta
-        gate = on[:, None]
+        gate = None if bool(on.all()) else on[:, None]
         if scores.device.type != "cpu" or rows * vocab <= _CPU_SLICE:
-            green = green_mask_torch(ctx_hash, tok, self.threshold) & gate
-            return scores + green.to(scores.dtype) * delta
+            green = green_mask_torch(ctx_hash, tok, self.threshold)
+            if gate is not None:
+                green &= gate
+            return torch.add(scores, green, alpha=delta)
         out = torch.empty_like(scores)
         step = max(256, _CPU_SLICE // rows)
+        scratch = torch.empty((rows, step), dtype=torch.int64)
         for a in range(0, vocab, step):
             b = min(vocab, a + step)
-            green = green_mask_torch(ctx_hash, tok[:, a:b], self.threshold) & gate
-            torch.add(scores[:, a:b], green.to(scores.dtype), alpha=delta, out=out[:, a:b])
+            green = green_mask_torch(ctx_hash, tok[:, a:b], self.threshold, scratch[:, : b - a])
+            if gate is not None:
+                green &= gate
+            torch.add(scores[:, a:b], green, alpha=delta, out=out[:, a:b])
         return out
 
     def green_mask(
