@@ -95,6 +95,28 @@ def test_cli_evaluates_a_user_detector(small_dataset: Path, tmp_path: Path,
         "roc_auc"] == 0.5
 
 
+def test_cli_evaluates_an_imported_interchange_log(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from small_scenario import SMALL
+
+    from distillwarden.sim.scenario import parse_scenario
+    from distillwarden.sim.writers import write_interchange
+
+    write_interchange(parse_scenario(SMALL), tmp_path / "jsonl")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    result = CliRunner().invoke(app, [
+        "evaluate", "--traffic", str(tmp_path / "jsonl" / "traffic.jsonl"),
+        "--labels", str(tmp_path / "jsonl" / "labels.jsonl"),
+        "--accounts", str(tmp_path / "jsonl" / "accounts.jsonl"),
+        "--detector", "toy_detectors:Constant", "--no-baseline",
+        "--work", str(tmp_path / "work"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    # imported labels carry no prompt-pool split: benign accounts are split by org-id hash
+    assert report["split"]["attackers"] == 19
+    assert sum(report["split"].values()) == 70 + 19
+
+
 def test_cli_rejects_bad_detector_spec(small_dataset: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "--dataset", str(small_dataset),
                                       "--detector", "nomodule", "--no-baseline"])
