@@ -389,8 +389,9 @@ def apply_lexical(
     ] = None,
     settings: SettingsOpt = None,
 ) -> None:
-    """Print the text with an account's post-hoc lexical watermark (what the gateway does
-    for licences with ``mode: posthoc``)."""
+    """Print the text with an account's post-hoc lexical watermark.
+
+    This is what the gateway applies for licences with mode posthoc."""
     if (account is None) == (key_file is None):
         raise _fail("pass exactly one of --account ID or --key-file FILE")
     corpus = _corpus(file, None, None)
