@@ -25,7 +25,7 @@ from distillwarden.events.reader import ReadReport, inspect_segment, list_segmen
 from distillwarden.events.schema import EVENT_SCHEMA, SchemaError, conform
 from distillwarden.store.models import Licence, Organization
 
-from .features import INPUT_COLUMNS, request_features
+from .features import DETECT_COLUMNS, request_features
 from .findings import FindingRecord, build_findings, write_findings
 from .linkage import HydraCluster
 from .scoring import AccountScores, DistillationDetector
@@ -41,8 +41,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DETECTOR_NAME = "distillation-v1"
-#: event columns detection needs (text for features and embeddings, hints for linkage)
-DETECT_COLUMNS = tuple(dict.fromkeys((*INPUT_COLUMNS, "last_user_text", "prompt_text")))
 
 
 @dataclass

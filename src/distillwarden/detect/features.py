@@ -20,6 +20,7 @@ from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
 
 __all__ = [
     "BOOL_FEATURES",
+    "DETECT_COLUMNS",
     "FEATURE_COLUMNS",
     "BenchmarkIndex",
     "embedding_sample_mask",
@@ -32,6 +33,9 @@ INPUT_COLUMNS = (
     "prompt_text", "last_user_text", "n_messages", "n", "logprobs", "top_logprobs",
     "has_tools", "prompt_tokens", "completion_tokens", "status",
 )
+
+#: event columns detection reads: the feature inputs and the text it embeds
+DETECT_COLUMNS = tuple(dict.fromkeys((*INPUT_COLUMNS, "last_user_text", "prompt_text")))
 
 #: boolean request features; each becomes an account "share" signal
 BOOL_FEATURES = (

@@ -40,7 +40,7 @@ from .embedding_signals import (
     embedding_signals,
     sample_for_embedding,
 )
-from .features import BenchmarkIndex, request_features
+from .features import DETECT_COLUMNS, BenchmarkIndex, request_features
 from .linkage import HydraCluster, HydraLinker
 from .signals import SHARE_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
 
@@ -163,6 +163,9 @@ class DistillationDetector:
         self.linker = linker
         self.benchmark_index = benchmark_index
         self.cache_dir = cache_dir
+
+    #: event columns the detector reads (the evaluation harness reads only these)
+    required_columns: tuple[str, ...] = DETECT_COLUMNS
 
     def __getstate__(self) -> dict[str, Any]:
         # the embedding cache and last result are per-process working memory
