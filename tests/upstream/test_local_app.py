@@ -207,3 +207,23 @@ def test_server_without_secret_refuses_to_serve_unmarked(local_model: Any) -> No
             json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
         )
         assert ok.status_code == 200
+
+
+def test_disconnected_non_streaming_client_stops_its_generation(
+    local_server: Any, local_model: Any
+) -> None:
+    import time
+
+    body = {
+        "messages": [{"role": "user", "content": "Tell me a very long story."}],
+        "max_tokens": 400,
+    }
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(local_server.base_url + "/chat/completions", json=body, timeout=2.0)
+    deadline = time.monotonic() + 5  # a story of up to 400 tokens takes far longer on a CPU
+    while True:
+        health = httpx.get(local_server.root_url + "/health").json()
+        if health["active"] == 0 and health["waiting"] == 0:
+            break
+        assert time.monotonic() < deadline, health
+        time.sleep(0.1)

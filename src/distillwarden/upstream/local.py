@@ -209,7 +209,7 @@ class LocalModelServer:
                 parsed = p.parse_completion(body)
             plan = self._plan(request)
             prompts = await asyncio.to_thread(self._tokenize, lm, parsed)
-            return await self._submit(lm, engine, parsed, prompts, plan)
+            return await self._submit(request, lm, engine, parsed, prompts, plan)
         except p.RequestError as exc:
             return _error(exc)
         except Exception as exc:  # an OpenAI-shaped 500, never a bare traceback
@@ -218,6 +218,7 @@ class LocalModelServer:
 
     async def _submit(
         self,
+        request: Request,
         lm: LocalModel,
         engine: GenerationEngine,
         parsed: p.ParsedRequest,
@@ -274,27 +275,35 @@ class LocalModelServer:
                 media_type="text/event-stream",
                 headers={**headers, "cache-control": "no-cache"},
             )
-        data, status = await self._collect(lm, parsed, choices, events, handles)
+        data, status = await self._collect(request, lm, parsed, choices, events, handles)
         return _json(data, status, headers)
 
     async def _collect(
         self,
+        request: Request,
         lm: LocalModel,
         parsed: p.ParsedRequest,
         choices: list[_Choice],
         events: asyncio.Queue[tuple[int, TokenEvent | FinishEvent]],
         handles: list[Any],
     ) -> tuple[dict[str, Any], int]:
+        gone = asyncio.ensure_future(_client_gone(request))
         try:
             remaining = len(choices)
             while remaining:
-                index, ev = await events.get()
+                getter = asyncio.ensure_future(events.get())
+                await asyncio.wait({getter, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():  # the client disconnected: stop generating for it
+                    getter.cancel()
+                    return p.error_body("the client disconnected", code="client_closed"), 499
+                index, ev = getter.result()
                 if isinstance(ev, FinishEvent):
                     choices[index].finish = ev
                     remaining -= 1
                 else:
                     choices[index].events.append(ev)
         finally:
+            gone.cancel()
             for h in handles:
                 h.cancel()
         failed = [c.finish for c in choices if c.finish and c.finish.finish_reason == "error"]
@@ -410,6 +419,15 @@ class LocalModelServer:
         finally:
             for h in handles:
                 h.cancel()
+
+
+async def _client_gone(request: Request) -> None:
+    """Return when the client disconnects (the body has been read, so the next ASGI
+    message is the disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
 
 
 def _applied(plan: WatermarkPlan | None) -> str:
