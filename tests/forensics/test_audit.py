@@ -311,3 +311,46 @@ def test_cli_takes_served_texts_from_the_event_log(
     assert radio["filtered_to_received_contexts"] is True
     assert radio["scored_pairs"] < radio["pairs_before_filter"]
     assert radio["attributed"] == [LEAKER]
+
+
+def _store_config(tmp_path: Path, secret: bytes, licences: dict[str, dict[str, Any]]) -> Path:
+    from distillwarden.config import load_settings
+    from distillwarden.store import services
+    from distillwarden.store.db import make_engine, make_sessionmaker, session_scope
+    from distillwarden.store.migrate import upgrade_database
+
+    config = tmp_path / "dw.yaml"
+    config.write_text(f"secret: {secret.decode()}\ndata_dir: {tmp_path / 'data'}\n")
+    settings = load_settings(config)
+    upgrade_database(settings.effective_database_url)
+    factory = make_sessionmaker(make_engine(settings.effective_database_url))
+    with session_scope(factory) as s:
+        for org, wm in licences.items():
+            services.create_org(s, name=org, org_id=org, actor="test")
+            services.set_licence(s, org, watermark=wm, actor="test", reason="test")
+    return config
+
+
+def test_cli_reads_watermark_settings_from_the_licences(
+    watermarked_texts: list[str], master_secret: bytes, tmp_path: Path
+) -> None:
+    config = _store_config(
+        tmp_path,
+        master_secret,
+        {LEAKER: {"delta": 2.5}, "org_bob": {"delta": 1.0}, "org_wide": {"gamma": 0.5}},
+    )
+    corpus = tmp_path / "suspect.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in watermarked_texts))
+    base = ["forensics", "audit", "--corpus", str(corpus), "--config", str(config)]
+    ok = CliRunner().invoke(
+        _cli(), [*base, "--account", LEAKER, "--account", "org_bob", "--out", str(tmp_path / "a")]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads((tmp_path / "a" / "audit.json").read_text())["radioactivity"][
+        "attributed"
+    ] == [LEAKER]
+    mixed = CliRunner().invoke(
+        _cli(), [*base, "--account", LEAKER, "--account", "org_wide", "--out", str(tmp_path / "b")]
+    )
+    assert mixed.exit_code == 2
+    assert "different green-list settings" in mixed.output and "org_wide" in mixed.output

@@ -54,6 +54,58 @@ def _accounts(
     return out
 
 
+def _licence_strengths(settings: Any, accounts: list[str]) -> dict[str, dict[str, Any]]:
+    """Each candidate's watermark strength from its active licence in the store (accounts
+    not in the store, or no store at all, are left out)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..store.db import make_engine, make_sessionmaker, session_scope
+    from ..store.models import Licence
+    from ..watermark.licence import parse_licence_watermark
+
+    url = settings.effective_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        factory = make_sessionmaker(make_engine(url))
+        with session_scope(factory) as session:
+            rows = session.execute(
+                select(Licence.org_id, Licence.watermark).where(
+                    Licence.active.is_(True), Licence.org_id.in_(accounts)
+                )
+            ).all()
+    except SQLAlchemyError:
+        return {}
+    for org_id, watermark in rows:
+        try:
+            strength = dict(parse_licence_watermark(watermark or {}).strength)
+        except ValueError:
+            continue
+        out[org_id] = {k: v for k, v in strength.items() if k in ("gamma", "context_width")}
+    return out
+
+
+def _strength_for(settings: Any, accounts: list[str]) -> dict[str, Any]:
+    """The green-list settings shared by the candidates' licences; a clear error when the
+    candidates' licences disagree (they must then be audited in separate runs)."""
+    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    for account, strength in _licence_strengths(settings, accounts).items():
+        groups.setdefault(tuple(sorted(strength.items())), []).append(account)
+    if len(groups) > 1:
+        lines = [
+            f"  {dict(k) or 'defaults'}: {', '.join(sorted(v)[:5])}{' …' if len(v) > 5 else ''}"
+            for k, v in groups.items()
+        ]
+        raise _fail(
+            "the candidates' licences use different green-list settings:\n"
+            + "\n".join(lines)
+            + "\naudit each group separately (--account … --watermark '{...}')"
+        )
+    return dict(next(iter(groups))) if groups else {}
+
+
 def _served_from_events(events_dir: Path, accounts: list[str]) -> list[str]:
     """``response_text`` of every event of the candidate accounts in the event log."""
     from ..events.reader import read_events
@@ -128,7 +180,11 @@ def audit(
         raise _fail(str(exc)) from exc
     names = _accounts(account, accounts_file, all_accounts, settings)
     try:
-        strength = parse_licence_watermark(watermark).strength if watermark else {}
+        strength = (
+            dict(parse_licence_watermark(watermark).strength)
+            if watermark
+            else _strength_for(settings, names)
+        )
         prompt_list = read_prompts(prompts) if prompts else list(RADIOACTIVITY_PROMPTS)
         canary_list = read_canaries(canaries) if canaries else []
     except ValueError as exc:
