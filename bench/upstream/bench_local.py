@@ -99,7 +99,7 @@ async def run_level(
 
 
 def step_latency(
-    lm: Any, batch_sizes: list[int], steps: int, watermark: bool
+    lm: Any, batch_sizes: list[int], steps: int, watermark: bool, threads: int
 ) -> dict[str, dict[str, float]]:
     """Decoding-step time of the engine at fixed batch sizes (sampling and watermark
     included). The minimum over many steps estimates the speed on an otherwise idle core;
@@ -115,7 +115,7 @@ def step_latency(
     plan = WatermarkPlan("org_bench", config_for_tokenizer(lm.tokenizer, strength))
     out: dict[str, dict[str, float]] = {}
     for batch in batch_sizes:
-        engine = GenerationEngine(lm, max_batch=batch).start()
+        engine = GenerationEngine(lm, max_batch=batch, num_threads=threads).start()
         done = threading.Semaphore(0)
 
         def sink(ev: Any, done: threading.Semaphore = done) -> None:
@@ -185,8 +185,8 @@ def main() -> None:
         step = {
             "threads": args.threads[0],
             "load_avg_1m_at_start": os.getloadavg()[0],
-            "plain": step_latency(lm, args.step_batches, args.steps, False),
-            "watermarked": step_latency(lm, args.step_batches, args.steps, True),
+            "plain": step_latency(lm, args.step_batches, args.steps, False, args.threads[0]),
+            "watermarked": step_latency(lm, args.step_batches, args.steps, True, args.threads[0]),
         }
     if args.phase == "step":
         previous.update(
@@ -196,13 +196,14 @@ def main() -> None:
         args.out.write_text(json.dumps(previous, indent=2) + "\n")
         print(f"wrote {args.out}")
         return
-    app = create_local_app(master_secret=b"bench-secret", local_model=lm, max_batch=8)
     runs: list[dict[str, Any]] = []
-    with BackgroundServer(app) as srv:
-        url = srv.base_url + "/chat/completions"
-        asyncio.run(run_level(url, 1, 8, False, 99))  # warm-up
-        for threads in args.threads:
-            torch.set_num_threads(threads)
+    for threads in args.threads:
+        app = create_local_app(
+            master_secret=b"bench-secret", local_model=lm, max_batch=8, num_threads=threads
+        )
+        with BackgroundServer(app) as srv:
+            url = srv.base_url + "/chat/completions"
+            asyncio.run(run_level(url, 1, 8, False, 99))  # warm-up
             for clients in args.clients:
                 for watermark in (False, True):
                     reps = []

@@ -58,7 +58,12 @@ def serve_local(
     ),
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1… (default: GPU if present)"),
     max_batch: int = typer.Option(8, min=1, help="rows decoded together"),
-    threads: int | None = typer.Option(None, min=1, help="torch CPU threads"),
+    threads: int = typer.Option(
+        1,
+        min=1,
+        help="torch CPU threads for generation; 1 is fastest when the gateway or other "
+        "processes share the cores (bench/upstream), raise it on a dedicated machine",
+    ),
     cache_dir: Path | None = typer.Option(None, help="converted model folder"),
     model_id: str = typer.Option("smollm2-135m-instruct", help="model name to advertise"),
 ) -> None:
@@ -82,10 +87,6 @@ def serve_local(
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     typer.echo("loading the local model…")
     try:
         model = load_local_model(cache_dir, device, progress=typer.echo)

@@ -119,7 +119,9 @@ class GenerationEngine:
     """Serves many concurrent generations from one model with continuous batching.
 
     ``max_batch`` bounds the rows decoded together; ``max_queue`` bounds requests waiting
-    to be admitted (beyond it :meth:`submit` raises :class:`EngineOverloaded`).
+    to be admitted (beyond it :meth:`submit` raises :class:`EngineOverloaded`);
+    ``num_threads`` sets torch's CPU threads for the worker (a per-thread setting in
+    OpenMP builds, so it is applied on the worker thread itself).
     """
 
     def __init__(
@@ -129,8 +131,10 @@ class GenerationEngine:
         max_batch: int = 8,
         max_queue: int = 256,
         max_context: int | None = None,
+        num_threads: int | None = None,
     ) -> None:
         self.local_model = local_model
+        self.num_threads = num_threads
         self.max_batch = max_batch
         self.max_queue = max_queue
         cfg = local_model.model.config
@@ -207,6 +211,8 @@ class GenerationEngine:
     # -- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         torch.set_grad_enabled(False)
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
         while not self._stop.is_set():
             if not self._rows and self._pending.empty():
                 self._wake.wait(0.5)

@@ -90,16 +90,15 @@ class LocalModelServer:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         """Load the model (if not given) and start the engine; blocking."""
-        if self.num_threads:
-            import torch
-
-            torch.set_num_threads(self.num_threads)
         if self.local_model is None:
             self.local_model = load_local_model(self.cache_dir, self.device)
         if self.master_secret:
             self.watermarker = Watermarker(self.master_secret, self.local_model.tokenizer)
         self.engine = GenerationEngine(
-            self.local_model, max_batch=self.max_batch, max_queue=self.max_queue
+            self.local_model,
+            max_batch=self.max_batch,
+            max_queue=self.max_queue,
+            num_threads=self.num_threads,
         ).start()
 
     def stop(self) -> None:
