@@ -103,10 +103,45 @@ def main(argv: list[str] | None = None) -> int:
     result["reports"] = [f"docs/reports/{p}.html" for p in published]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
-    print(json.dumps({k: result.get(k) for k in KEYS}, indent=1))
-    if "mmd_baseline" in result:
-        print(json.dumps(result["mmd_baseline"], indent=1))
+    print(markdown(result))
     return 0
+
+
+def _f(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}".rstrip("0").rstrip(".") if v != int(v) else f"{int(v)}"
+    return str(v)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The headline figures as markdown tables (for docs/detection.md)."""
+    rows = [("pure TPR @ FPR 0.1%", "pure_tpr_at_fpr_0_1pct"),
+            ("pure TPR @ FPR 1%", "pure_tpr_at_fpr_1pct"),
+            ("mixed 10% TPR @ FPR 1%", "mixed10_tpr_at_fpr_1pct"),
+            ("mixed 5% TPR @ FPR 1%", "mixed5_tpr_at_fpr_1pct"),
+            ("benign FPR (held-out) @ 0.1% threshold", "benign_fpr"),
+            ("benign FPR (held-out) @ 1% threshold", "benign_fpr_at_1pct_threshold"),
+            ("hydra ARI", "hydra_ari"), ("hydra TPR @ 1%", "hydra_tpr_at_fpr_1pct"),
+            ("median queries to detection (1%)", "median_queries_to_detection"),
+            ("ROC AUC", "roc_auc")]
+    out = []
+    std = result.get("standard", {}).get("distillwarden", {})
+    out.append("| figure | distillwarden (standard) |\n|---|---|")
+    out += [f"| {label} | {_f(std.get(key))} |" for label, key in rows]
+    sbs = result.get("side_by_side")
+    if sbs:
+        ours, base = sbs.get("distillwarden", {}), sbs.get("mmd_baseline", {})
+        out.append(f"\nSide by side on `{sbs.get('dataset')}`:\n")
+        out.append("| figure | distillwarden | MMD baseline |\n|---|---|---|")
+        out += [f"| {label} | {_f(ours.get(key))} | {_f(base.get(key))} |"
+                for label, key in rows]
+    for name, scen in (result.get("held_out") or {}).items():
+        ours = scen.get("distillwarden", {})
+        out.append(f"\nHeld out `{name}`:\n\n| figure | distillwarden |\n|---|---|")
+        out += [f"| {label} | {_f(ours.get(key))} |" for label, key in rows]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
