@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         upstream_port: Annotated[int, typer.Option(help="local model port on 127.0.0.1")] = 8001,
         max_tokens: Annotated[
             int, typer.Option(help="tokens the local model generates per request")
-        ] = 16,
+        ] = 8,
         keep_running: Annotated[
             bool, typer.Option("--keep-running", help="leave gateway and model up at the end")
         ] = False,

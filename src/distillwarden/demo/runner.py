@@ -168,7 +168,7 @@ def run_demo(
     *,
     port: int = 8080,
     upstream_port: int = 8001,
-    max_tokens: int = 16,
+    max_tokens: int = 8,
     concurrency: int = 8,
     keep_running: bool = False,
     console: Console | None = None,
@@ -356,13 +356,13 @@ def run_demo(
         if keep_running:
             out.print("gateway and local model keep running; Ctrl-C to stop")
             try:
-                while all(p.proc.poll() is None for p in processes):
+                while all(c.proc.poll() is None for c in processes):
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
     finally:
-        for p in reversed(processes):
-            p.stop()
+        for child in reversed(processes):
+            child.stop()
     return result
 
 
