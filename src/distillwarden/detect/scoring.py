@@ -15,8 +15,9 @@ Method (see docs/detection.md):
 4. Thresholds: the risk distribution of benign accounts is estimated out of fold (two folds:
    calibrators fitted on one half score the other), so ``threshold_for_fpr(0.001)`` is a
    risk that about 0.1% of benign accounts exceed.
-5. Hydra clusters (``linkage.py``) lift their members: a member's p-value becomes the
-   smaller of its own and the Cauchy combination of all members' p-values.
+5. Hydra clusters (``linkage.py``) lift their members: the p-value of a member that is
+   suspicious on its own (p <= ``lift_gate``) becomes the smaller of its own and the Cauchy
+   combination of all members' p-values.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class DistillationDetector:
         knn_k: int = 5,
         link: bool = True,
         cluster_lift: bool = True,
+        lift_gate: float = 0.05,
         linker: HydraLinker | None = None,
         benchmark_index: BenchmarkIndex | None = None,
         cache_dir: str | Path | None = None,
@@ -160,6 +162,7 @@ class DistillationDetector:
         self.knn_k = knn_k
         self.link = link
         self.cluster_lift = cluster_lift
+        self.lift_gate = lift_gate
         self.linker = linker
         self.benchmark_index = benchmark_index
         self.cache_dir = cache_dir
@@ -352,8 +355,11 @@ class DistillationDetector:
                 for m in c.members:
                     cluster_of[m] = c.cluster_id
                 if self.cluster_lift and len(idx) >= 2:
+                    # a cluster raises confidence in members that look suspicious on their
+                    # own; it never flags an account with nothing suspicious of its own
                     p_c = float(cauchy_combine(p_acc[idx][None, :])[0])
-                    p_final[idx] = np.minimum(p_acc[idx], p_c)
+                    gate = p_acc[idx] <= self.lift_gate
+                    p_final[idx] = np.where(gate, np.minimum(p_acc[idx], p_c), p_acc[idx])
         risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
         scores = AccountScores(
             signals=sig, statistics=stats, pvalues=p, p_account=p_acc, p_final=p_final,
