@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _f(v: Any) -> str:
-    if v is None:
+    if v is None or (isinstance(v, float) and v != v):
         return "–"
     if isinstance(v, float):
         return f"{v:.3f}".rstrip("0").rstrip(".") if v != int(v) else f"{int(v)}"
