@@ -155,6 +155,21 @@ def _progress(console: Console) -> Progress:
     )
 
 
+def clip_prompt(body: dict[str, Any], max_chars: int = 1200) -> dict[str, Any]:
+    """Cut every message (and a completions prompt) to ``max_chars`` characters.
+
+    The demo's model is a 135M-parameter model on 2 CPU cores: long contexts would make the
+    demo take many minutes. What the gateway receives is what the event log records, so
+    detection sees exactly the clipped traffic.
+    """
+    for m in body.get("messages") or []:
+        if isinstance(m, dict) and isinstance(m.get("content"), str):
+            m["content"] = m["content"][:max_chars]
+    if isinstance(body.get("prompt"), str):
+        body["prompt"] = body["prompt"][:max_chars]
+    return body
+
+
 def _count_events(events_dir: Path) -> int:
     from ..events.reader import read_events
 
@@ -252,6 +267,7 @@ def run_demo(
                 concurrency=concurrency,
                 model=MODEL,
                 overrides={"max_tokens": max_tokens, "n": 1},
+                transform=clip_prompt,
                 progress=lambda k: bar.advance(task, k),
             )
         result.requests_sent = run.sent

@@ -90,6 +90,7 @@ async def _replay(
     scenario: Scenario, base_url: str, admin_token: str, *, rate: float, max_events: int | None,
     concurrency: int, forward_hints: bool, model: str | None, out: Path | None,
     progress: Callable[[int], None] | None, overrides: dict[str, Any] | None = None,
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> GatewayRun:
     sim = generate(scenario, chunk_events=5_000)
     run = GatewayRun(orgs=len(sim.plans))
@@ -128,11 +129,13 @@ async def _replay(
                 if max_events is not None and run.sent >= max_events:
                     break
                 body = bodies[i]
-                if model is not None or overrides:
+                if model is not None or overrides or transform is not None:
                     obj = orjson.loads(body)
                     if model is not None:
                         obj["model"] = model
                     obj.update(overrides or {})
+                    if transform is not None:
+                        obj = transform(obj)
                     body = orjson.dumps(obj).decode()
                 headers = {"authorization": f"Bearer {keys[org]}",
                            "user-agent": chunk.user_agent[i],
@@ -172,6 +175,7 @@ def send_to_gateway(
     out: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
     overrides: dict[str, Any] | None = None,
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> GatewayRun:
     """Provision the scenario's accounts on the gateway and replay its requests.
 
@@ -179,10 +183,12 @@ def send_to_gateway(
     overrides the model name in every request (e.g. the gateway's local model);
     ``forward_hints`` sends ``X-Forwarded-For`` and the region header; ``out`` receives
     ``labels.jsonl`` for evaluating the gateway's event log afterwards; ``overrides`` are
-    request fields set on every request (e.g. ``{"max_tokens": 32}`` for a small model).
+    request fields set on every request (e.g. ``{"max_tokens": 32}`` for a small model), and
+    ``transform`` may rewrite each request body last (e.g. clip long prompts).
     """
     return asyncio.run(_replay(
         scenario, base_url.rstrip("/"), admin_token, rate=rate, max_events=max_events,
         concurrency=concurrency, forward_hints=forward_hints, model=model,
         out=Path(out) if out is not None else None, progress=progress, overrides=overrides,
+        transform=transform,
     ))
