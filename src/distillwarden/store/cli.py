@@ -23,6 +23,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .._cli_common import fail, settings_or_exit
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -70,18 +72,8 @@ def register(app: typer.Typer) -> None:
 # --------------------------------------------------------------------------- plumbing
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _settings(config: Path | None) -> Settings:
-    from ..config import ConfigError, load_settings
-
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        raise _fail(str(exc), 2) from exc
+_fail = fail
+_settings = settings_or_exit
 
 
 @contextmanager
