@@ -287,8 +287,10 @@ def run_demo(
         out.print(f"  {result.events_logged} events in the Parquet event log at {events_dir}")
 
         out.print("\n[bold]4. Detection[/bold]: signals calibrated on benign reference traffic")
+        # Without the prompt-embedding signals: embedding the reference on 2 CPU cores takes
+        # far longer than the rest of the demo (`distillwarden detect` uses them by default).
         with out.status("fitting the detector on the shipped benign reference (cached)…"):
-            detector = default_detector(Path(settings.data_dir) / "detect")
+            detector = default_detector(Path(settings.data_dir) / "detect", use_embeddings=False)
         with out.status("scoring accounts…"):
             det_run = run_detection(events_dir, detector, session_factory=factory, fpr=0.001)
         result.findings = [f.as_dict() for f in det_run.findings]
