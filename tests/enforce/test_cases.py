@@ -183,3 +183,24 @@ def test_open_from_finding_takes_its_account(db: sessionmaker[Session]) -> None:
     assert kinds == ["opened", "finding"]
     with session_scope(db) as s, pytest.raises(NotFound, match="nope"):
         cases.open_case_from_finding(s, "nope", actor="ana")
+
+
+def test_bundle_renders_signals_without_examples(
+    db: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Detection names some signals with no example requests (licence, region, channel):
+    the bundle must still render them (a demo run found this)."""
+    with session_scope(db) as s:
+        s.add(Finding(id="f2", org_id="acme", detector="distill", risk=4.9, p_value=1e-5,
+                      threshold_fpr=0.001,
+                      signals={"region_mismatch": {"value": 1.0, "p_value": 1e-4},
+                               "reseller_channel": {"p_value": 2e-3}},
+                      evidence={"requests": 12}))
+    with session_scope(db) as s:
+        cid = cases.open_case(s, title="hydra member", org_id="acme", finding_ids=["f2"],
+                              actor="ana").id
+    with db() as s:
+        index = export_bundle(s, cid, tmp_path / "b")
+    html = Path(index).read_text()
+    assert "region_mismatch" in html and "reseller_channel" in html
+    assert verify_bundle(tmp_path / "b").problems == []

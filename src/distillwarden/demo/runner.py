@@ -355,10 +355,11 @@ def run_demo(
                 org = session.get(Organization, target.org_id)
                 bundle = export_bundle(session, case_id, data_dir / "cases" / case_id)
                 session.commit()
-            result.case_id, result.bundle_dir = case_id, Path(bundle)
+            result.case_id, result.bundle_dir = case_id, Path(bundle).parent
             out.print(
                 f"  case {case_id} for {target.org_id} ({org.status if org else '?'})\n"
-                f"  evidence bundle: {bundle}"
+                f"  evidence bundle: {result.bundle_dir} (open {bundle}; check it with "
+                f"`distillwarden case verify-bundle {result.bundle_dir}`)"
             )
         else:
             out.print("[yellow]  the policy suspended no account in this run[/yellow]")
