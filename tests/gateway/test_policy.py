@@ -123,6 +123,10 @@ def test_licence_models_regions_dates_and_uses() -> None:
     check_licence(auth, "exact", "us")
     assert _code(check_licence, auth, "exactly", "EU") == "model_not_licensed"
     assert _code(check_licence, auth, "gpt-4o", "CN") == "region_not_licensed"
+    check_licence(auth, "gpt-4o", "DE")  # EU covers its member states
+    check_licence(auth, "gpt-4o", "us-ca")  # a country covers its subdivisions
+    assert _code(check_licence, auth, "gpt-4o", "GB") == "region_not_licensed"
+    check_licence(_auth(licence=_licence(regions=["GLOBAL"])), "m", "JP")
     from datetime import UTC, datetime, timedelta
 
     past = _auth(licence=_licence(valid_until=datetime.now(UTC) - timedelta(days=1)))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..store.keys import hash_api_key
+from ..store.validation import region_covered
 
 __all__ = ["AccountAuth", "AuthCache", "LicenceView", "OrgState", "epoch_or_none", "header_safe"]
 
@@ -100,8 +101,14 @@ class LicenceView:
         return hit
 
     def allows_region(self, region: str) -> bool:
-        """Whether requests attributed to ``region`` are covered (no regions = everywhere)."""
-        return not self.regions or region.upper() in self.regions
+        """Whether requests attributed to ``region`` are covered (no regions = everywhere).
+
+        Exact matches are decided here; markets (``EU`` covers ``DE``), subdivisions
+        (``US`` covers ``US-CA``) and ``GLOBAL`` follow the store's rule.
+        """
+        if not self.regions or region.upper() in self.regions:
+            return True
+        return region_covered(self.regions, region)
 
 
 @dataclass(frozen=True, slots=True)
