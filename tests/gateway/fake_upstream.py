@@ -36,6 +36,7 @@ class FakeUpstream:
     """The ASGI app; ``seen`` lists the requests received, oldest first."""
 
     seen: list[Seen] = field(default_factory=list)
+    answer: str = ANSWER
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -108,7 +109,7 @@ class FakeUpstream:
             choices = [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": ANSWER} if chat else None,
+                    "message": {"role": "assistant", "content": self.answer} if chat else None,
                     "text": None if chat else ANSWER,
                     "logprobs": {"content": []} if req.get("logprobs") else None,
                     "finish_reason": "stop",

@@ -36,6 +36,7 @@ from .limits import (
 from .logs import log_event
 from .metrics import GatewayMetrics
 from .policy import authenticate, check_licence, check_use, effective_limits
+from .posthoc import PosthocMarker
 from .region import RegionResolver
 from .requests import parse_request
 from .sse import StreamAssembler
@@ -67,6 +68,7 @@ class GatewayApp:
         self.body_timeout_s = body_timeout_s
         self.max_body = settings.max_body_bytes
         self.cache = AuthCache(self.secret)
+        self.posthoc = PosthocMarker(self.secret)
         self.metrics = GatewayMetrics()
         self.hasher = ClientHasher(self.secret)
         self.regions = RegionResolver(
@@ -409,6 +411,15 @@ class GatewayApp:
             self.metrics.observe(endpoint, event["model"] or "-", error.status, latency)
             await send_bytes(send, error.status, error.body(), [*headers, *error.headers])
             return
+        licence = auth.org.licence
+        if (
+            status < 400
+            and response is not None
+            and licence is not None
+            and self.posthoc.wants(licence.watermark)
+            and self.posthoc.apply(auth.org.org_id, licence.watermark, response)
+        ):
+            data = orjson.dumps(response)
         finish_event(
             event,
             status=status,
