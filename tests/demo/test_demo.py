@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from distillwarden._net import free_port
 from distillwarden.demo import run_demo
 from distillwarden.demo.runner import clip_prompt, write_demo_config
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_clip_prompt_cuts_messages_and_prompt() -> None:
@@ -42,7 +36,7 @@ def test_demo_config_routes_the_local_model(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_demo_suspends_an_attacker_and_exports_a_bundle(tmp_path: Path) -> None:
     result = run_demo(
-        tmp_path / "demo", port=_free_port(), upstream_port=_free_port(),
+        tmp_path / "demo", port=free_port(), upstream_port=free_port(),
         console=Console(file=open(tmp_path / "demo.log", "w")),  # noqa: SIM115
     )
     accepted = sum(v for k, v in result.status_counts.items() if k == 200)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,8 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from .._net import free_port, port_is_free
 
 __all__ = ["DemoError", "DemoResult", "run_demo", "write_demo_config"]
 
@@ -54,21 +55,6 @@ class DemoResult:
     attackers: int = 0
     benign_flagged: int = 0
     benign: int = 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def write_demo_config(data_dir: Path, *, port: int, upstream_port: int) -> Path:
@@ -207,8 +193,8 @@ def run_demo(
     out = console or Console()
     data_dir = data_dir.resolve()
     for label, p in (("gateway", port), ("local model", upstream_port)):
-        if not _port_free(p):
-            alt = _free_port()
+        if not port_is_free(p):
+            alt = free_port()
             out.print(f"[yellow]port {p} is busy; the {label} uses {alt} instead[/yellow]")
             if label == "gateway":
                 port = alt

@@ -11,11 +11,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 from types import TracebackType
+
+from .._net import free_port
 
 __all__ = ["PostgresUnavailable", "TemporaryPostgres", "find_pg_binary"]
 
@@ -31,12 +32,6 @@ def find_pg_binary(name: str) -> str | None:
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
     return candidates[0] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TemporaryPostgres:
@@ -86,7 +81,7 @@ class TemporaryPostgres:
             capture_output=True,
             env=env,
         )
-        port = _free_port()
+        port = free_port()
         opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if self.fast:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
