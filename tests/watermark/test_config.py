@@ -82,3 +82,54 @@ def test_account_keys_are_separated() -> None:
     assert k != derive_account_key(b"other", "org-1")
     with pytest.raises(ValueError, match="master secret"):
         derive_account_key(b"", "org-1")
+
+
+def test_version_2_round_trip_and_special_ids(tiny_tokenizer: TinyTokenizer) -> None:
+    cfg = WatermarkConfig(vocab_size=500, special_token_ids=(5, 0, 2, 2))
+    assert cfg.version == 2 and cfg.length_neutral and cfg.special_token_ids == (0, 2, 5)
+    again = WatermarkConfig.from_json(cfg.to_json())
+    assert again == cfg and again.special_token_ids == (0, 2, 5)
+    off = cfg.with_settings({"length_neutral": False})
+    assert not off.length_neutral and off != cfg
+    with pytest.raises(ValueError, match="special_token_ids"):
+        WatermarkConfig(vocab_size=500, special_token_ids=(500,))
+    with pytest.raises(WatermarkConfigMismatch, match="special_token_ids"):
+        WatermarkConfig.from_dict({**json.loads(cfg.to_json()), "special_token_ids": "eos"})
+
+
+def test_version_1_configs_still_load_with_their_old_generator(
+    tiny_tokenizer: TinyTokenizer,
+) -> None:
+    """A config stored before length neutrality existed keeps meaning what it meant: the
+    plain bias on every token. Claiming length neutrality under version 1 is refused."""
+    v2 = json.loads(WatermarkConfig.for_tokenizer(tiny_tokenizer).to_json())
+    v1 = {k: v for k, v in v2.items() if k not in ("length_neutral", "special_token_ids")}
+    v1["version"] = 1
+    old = WatermarkConfig.from_dict(v1)
+    assert old.version == 1 and not old.length_neutral and old.special_token_ids == ()
+    old.check(tiny_tokenizer)
+    assert WatermarkConfig.from_json(old.to_json()) == old
+    with pytest.raises(WatermarkConfigMismatch, match="version 2"):
+        WatermarkConfig.from_dict({**v1, "length_neutral": True})
+
+
+def test_for_tokenizer_collects_special_tokens() -> None:
+    class _Added:
+        def __init__(self, special: bool) -> None:
+            self.special = special
+
+    class WithSpecials(TinyTokenizer):
+        all_special_ids = [1, 2]
+        eos_token_id = 2
+        added_tokens_decoder = {0: _Added(True), 3: _Added(True), 7: _Added(False)}
+
+    tok = WithSpecials([f"w{i}" for i in range(500)])
+    cfg = WatermarkConfig.for_tokenizer(tok)
+    assert cfg.special_token_ids == (0, 1, 2, 3)
+    from distillwarden.watermark.licence import config_for_tokenizer
+
+    assert config_for_tokenizer(tok).special_token_ids == (0, 1, 2, 3)
+    assert config_for_tokenizer(tok, {"length_neutral": False}).length_neutral is False
+    from distillwarden.watermark.licence import parse_licence_watermark
+
+    assert parse_licence_watermark({"length_neutral": False}).strength == {"length_neutral": False}

@@ -188,3 +188,29 @@ def test_batch_detection_equals_per_text(rng: np.random.Generator, marked: torch
         one = detect_tokens(r, CFG, keys[i])
         assert (batch.scored[i], batch.green[i]) == (one.scored_tokens, one.green_tokens)
         assert batch.log_p[i] / math.log(10) == pytest.approx(one.log10_p)
+
+
+def test_special_tokens_are_never_scored(marked: torch.Tensor) -> None:
+    """EOS and chat markers are not biased by the length-neutral processor, so detection
+    leaves them out: runs of them add no pairs, and every entry point agrees."""
+    cfg = WatermarkConfig(vocab_size=500, special_token_ids=(0, 1))
+    ids = [5, 6, 0, 7, 8, 1, 9, 0]
+    pairs = prepare_pairs(ids, 2, exclude_tokens=(0, 1))
+    assert 0 not in pairs.tokens and 1 not in pairs.tokens
+    assert pairs.count == prepare_pairs(ids, 2).count - 3
+    seq = marked[0, :300].tolist()
+    key = _key("acct-0")
+    padded = seq[:150] + [0, 1] * 40 + seq[150:]  # a block of special tokens in the middle
+    with_sp = detect_tokens(padded, cfg, key)
+    plain = detect_tokens(seq, cfg, key)
+    assert with_sp.scored_tokens <= plain.scored_tokens + 2  # only windows across the block
+    assert with_sp.verdict == "watermarked"
+    naive = detect_tokens(padded, CFG, key)  # a config without special ids scores them
+    assert naive.scored_tokens > with_sp.scored_tokens
+    toks = np.array([padded, padded[::-1]])
+    batch = detect_batch(toks, np.array([len(padded)] * 2), [key, key], cfg)
+    assert int(batch.scored[0]) == with_sp.scored_tokens
+    assert int(batch.green[0]) == with_sp.green_tokens
+    ranked = attribute_tokens(padded, {"a": key, "b": _key("acct-1")}, cfg)
+    assert ranked.scored_tokens == with_sp.scored_tokens
+    assert scan_tokens(padded, cfg, key).watermarked

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
 
@@ -129,3 +131,127 @@ def test_sliced_cpu_path_equals_whole_vocabulary_maths() -> None:
         green = green_torch(key, win, vocab, cfg.gamma)
         assert torch.equal(out[row], scores[row] + green.float() * cfg.delta)
     assert torch.equal(out[1], scores[1])
+
+
+# ------------------------------------------------------------------ length neutrality
+
+SPECIAL = (0, 2, 5)
+CFG_SP = WatermarkConfig(vocab_size=500, special_token_ids=SPECIAL)
+CFG_OLD = WatermarkConfig(vocab_size=500, special_token_ids=SPECIAL, length_neutral=False)
+NON_SPECIAL = torch.tensor([i for i in range(500) if i not in SPECIAL])
+
+
+def _biased(cfg: WatermarkConfig, scores: torch.Tensor, keys: list) -> torch.Tensor:
+    ids = torch.tensor([[5, 6, 7], [5, 6, 7], [8, 9, 7], [1, 1, 1]])[: scores.shape[0]]
+    return AccountWatermarkLogitsProcessor(cfg, keys)(ids, scores.clone())
+
+
+def test_special_tokens_keep_their_probability() -> None:
+    scores = torch.randn(4, 500, generator=torch.Generator().manual_seed(1)) * 3
+    scores[:, 2] += 4.0  # a likely EOS
+    keys = [KEY_A, KEY_B, KEY_A, None]
+    out = _biased(CFG_SP, scores, keys)
+    before = torch.softmax(scores, -1)[:, list(SPECIAL)]
+    after = torch.softmax(out, -1)[:, list(SPECIAL)]
+    assert torch.allclose(after, before, atol=1e-6, rtol=0)
+    assert ((after / before) - 1).abs().max() < 1e-5
+    # the old (version 1) bias moves EOS probability: this test would catch its return
+    old = torch.softmax(_biased(CFG_OLD, scores, keys), -1)[:, list(SPECIAL)]
+    assert ((old[:3] / before[:3]) - 1).abs().min() > 0.1
+
+
+def test_non_special_logits_equal_the_plain_bias_bit_for_bit() -> None:
+    scores = torch.randn(4, 500, generator=torch.Generator().manual_seed(2))
+    keys = [KEY_A, KEY_B, KEY_A, None]
+    new, old = _biased(CFG_SP, scores, keys), _biased(CFG_OLD, scores, keys)
+    assert torch.equal(new[:, NON_SPECIAL], old[:, NON_SPECIAL])
+    vocab = torch.arange(500)
+    green = green_torch(KEY_A, torch.tensor([6, 7]).expand(500, 2), vocab, CFG_SP.gamma)
+    plain = scores[0] + green.float() * CFG_SP.delta
+    assert torch.equal(new[0, NON_SPECIAL], plain[NON_SPECIAL])
+    # green tokens gain probability against red ones: the watermark is still there
+    p_new, p_old = torch.softmax(new[0], -1), torch.softmax(scores[0], -1)
+    gain = p_new / p_old
+    assert gain[NON_SPECIAL][green[NON_SPECIAL]].min() > gain[NON_SPECIAL][~green[NON_SPECIAL]].max()
+    # the unkeyed row is untouched, special logits included
+    assert torch.equal(new[3], scores[3])
+
+
+def test_length_neutral_survives_extreme_logits() -> None:
+    scores = torch.randn(3, 500, generator=torch.Generator().manual_seed(3))
+    scores[0, 2] = 200.0  # EOS all but certain: non-special logits underflow
+    scores[1, 0] = -math.inf  # EOS banned (e.g. min_new_tokens): stays banned
+    scores[2, NON_SPECIAL] = -math.inf  # only special tokens allowed
+    out = _biased(CFG_SP, scores, [KEY_A, KEY_A, KEY_B])
+    assert not out.isnan().any()
+    assert out[1, 0] == -math.inf
+    assert torch.equal(out[2], scores[2])
+    assert torch.allclose(torch.softmax(out, -1)[:, 2], torch.softmax(scores, -1)[:, 2], atol=1e-6)
+
+
+def test_length_neutral_on_the_sliced_full_vocabulary_path() -> None:
+    special = tuple(range(17))  # SmolLM2's special tokens
+    cfg = WatermarkConfig(vocab_size=49_152, special_token_ids=special)
+    old = WatermarkConfig(vocab_size=49_152, special_token_ids=special, length_neutral=False)
+    ids = torch.tensor([[3, 40_000, 17], [3, 40_000, 17], [9, 9, 9]])
+    scores = torch.randn(3, 49_152, generator=torch.Generator().manual_seed(0))
+    keys = [KEY_A, None, KEY_B]
+    out = AccountWatermarkLogitsProcessor(cfg, keys)(ids, scores.clone())
+    ref = AccountWatermarkLogitsProcessor(old, keys)(ids, scores.clone())
+    assert torch.equal(out[:, 17:], ref[:, 17:])
+    p, q = torch.softmax(out, -1)[:, :17], torch.softmax(scores, -1)[:, :17]
+    assert torch.allclose(p, q, atol=1e-6, rtol=1e-4)
+
+
+def test_eos_probability_is_unchanged_at_every_step_of_generate() -> None:
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=500,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
+    ).eval()
+    seen: dict[str, list[torch.Tensor]] = {"before": [], "after": []}
+
+    def record(name: str):  # type: ignore[no-untyped-def]
+        def proc(ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            seen[name].append(torch.softmax(scores, -1)[:, 2].clone())
+            return scores
+
+        return proc
+
+    wm = AccountWatermarkLogitsProcessor(CFG_SP, [KEY_A, KEY_B])
+    prompts = torch.randint(10, 500, (2, 6))
+    with torch.no_grad():
+        model.generate(
+            prompts,
+            attention_mask=torch.ones_like(prompts),
+            do_sample=True,
+            max_new_tokens=40,
+            logits_processor=LogitsProcessorList([record("before"), wm, record("after")]),
+            eos_token_id=2,
+            pad_token_id=0,
+        )
+    before, after = torch.stack(seen["before"]), torch.stack(seen["after"])
+    assert before.shape[0] >= 5
+    assert torch.allclose(after, before, atol=1e-6, rtol=0)
+
+
+def test_vllm_adapter_is_length_neutral_like_transformers() -> None:
+    hf = AccountWatermarkLogitsProcessor(CFG_SP, KEY_A)
+    adapter = VLLMWatermarkProcessor(CFG_SP, KEY_A)
+    prompt = [11, 12, 13]
+    output: list[int] = []
+    logits = torch.randn(12, 500, generator=torch.Generator().manual_seed(4))
+    for step in range(12):
+        want = hf(torch.tensor([prompt + output]), logits[step][None, :].clone())[0]
+        got = adapter(prompt, output, logits[step].clone())
+        assert torch.equal(want, got)
+        p = torch.softmax(got, -1)[list(SPECIAL)]
+        assert torch.allclose(p, torch.softmax(logits[step], -1)[list(SPECIAL)], atol=1e-6)
+        output.append([7, 8, 7, 8, 9][step % 5])

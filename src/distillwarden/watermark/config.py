@@ -1,8 +1,8 @@
 """Watermark settings as versioned JSON, account keys, and the self-test that keeps a
 detector from silently answering "not watermarked" with the wrong settings.
 
-A config names the tokenizer it was made for (name + SHA-256 of its vocabulary) and carries
-a self-test vector: green bits for fixed (context, token) pairs under a fixed test key. A
+A config names the tokenizer it was made for (name + SHA-256 of its vocabulary and its
+special token ids) and carries a self-test vector: green bits for fixed (context, token) pairs under a fixed test key. A
 detector recomputes them with its own code and compares fingerprints; any difference raises
 :class:`WatermarkConfigMismatch`.
 """
@@ -28,10 +28,15 @@ __all__ = [
     "WatermarkConfig",
     "WatermarkConfigMismatch",
     "derive_account_key",
+    "special_token_ids",
     "tokenizer_fingerprint",
 ]
 
-CONFIG_VERSION = 1
+#: Version history: 1 = green-list bias on every token; 2 = adds ``length_neutral`` and
+#: ``special_token_ids`` (EOS and other special tokens keep their probability). Version-1
+#: JSON still loads, with ``length_neutral`` off: what its generator did.
+CONFIG_VERSION = 2
+_LENGTH_NEUTRAL_SINCE = 2
 KEY_LABEL = b"distillwarden/watermark/account-key/v1"
 _TEST_KEY = hashlib.sha256(b"distillwarden/watermark/self-test-key").digest()
 _N_TEST_VECTORS = 24
@@ -75,6 +80,23 @@ def tokenizer_fingerprint(tokenizer: TokenizerLike) -> tuple[str, str, int]:
     return name, h.hexdigest(), size
 
 
+def special_token_ids(tokenizer: Any) -> tuple[int, ...]:
+    """Sorted ids of the tokens a tokenizer declares special (EOS, chat markers, added special
+    tokens): the length-neutral processor leaves their probability alone and detection never
+    scores them."""
+    ids: set[int] = set()
+    for i in getattr(tokenizer, "all_special_ids", None) or []:
+        ids.add(int(i))
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    for idx, tok in dict(added).items():
+        if getattr(tok, "special", False):
+            ids.add(int(idx))
+    return tuple(sorted(i for i in ids if i >= 0))
+
+
 def _test_pairs(context_width: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     seed = int.from_bytes(hashlib.sha256(b"dw-selftest-pairs").digest()[:8], "little")
     rng = np.random.default_rng(seed)
@@ -101,6 +123,9 @@ class WatermarkConfig:
     ``gamma`` is the green fraction of the vocabulary, ``delta`` the logit bias added to
     green tokens, ``context_width`` (h) the number of preceding tokens that seed the green
     list. ``ignore_repeated_contexts`` masks contexts already watermarked in a sequence.
+    ``length_neutral`` (version 2, default on) gives ``special_token_ids`` (EOS, end of turn
+    and the other special tokens) after the bias exactly the probability they had before it,
+    so the watermark does not change when generation stops; detection never scores them.
     """
 
     gamma: float = 0.25
@@ -110,6 +135,8 @@ class WatermarkConfig:
     tokenizer_name: str = ""
     tokenizer_sha256: str = ""
     ignore_repeated_contexts: bool = True
+    length_neutral: bool = True
+    special_token_ids: tuple[int, ...] = ()
     scheme: str = SCHEME
     version: int = CONFIG_VERSION
     self_test: Mapping[str, Any] = field(default_factory=dict, compare=False)
@@ -122,20 +149,34 @@ class WatermarkConfig:
             raise ValueError(f"context_width must be 1..16 tokens, got {self.context_width}")
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be at least 2, got {self.vocab_size}")
+        special = tuple(sorted({int(i) for i in self.special_token_ids}))
+        if special and not 0 <= special[0] <= special[-1] < self.vocab_size:
+            raise ValueError(
+                f"special_token_ids must lie in [0, vocab_size={self.vocab_size}), got {special}"
+            )
+        object.__setattr__(self, "special_token_ids", special)
+        if self.length_neutral and self.version < _LENGTH_NEUTRAL_SINCE:
+            raise ValueError(
+                f"length_neutral needs watermark config version {_LENGTH_NEUTRAL_SINCE} "
+                f"(this config is version {self.version})"
+            )
         if not self.self_test:
             vec = _self_test_vector(self.gamma, self.context_width, self.vocab_size)
             object.__setattr__(self, "self_test", vec)
 
     @classmethod
     def for_tokenizer(cls, tokenizer: TokenizerLike, **settings: Any) -> WatermarkConfig:
-        """A config bound to ``tokenizer`` (name, vocabulary hash and size filled in)."""
+        """A config bound to ``tokenizer`` (name, vocabulary hash, size and special token
+        ids filled in)."""
         name, digest, size = tokenizer_fingerprint(tokenizer)
+        settings.setdefault("special_token_ids", special_token_ids(tokenizer))
         return cls(tokenizer_name=name, tokenizer_sha256=digest, vocab_size=size, **settings)
 
     def with_settings(self, settings: Mapping[str, Any] | None) -> WatermarkConfig:
         """This config with a licence's strength settings (gamma, delta, context_width,
-        ignore_repeated_contexts) applied; unknown names raise with the allowed ones."""
-        allowed = {"gamma", "delta", "context_width", "ignore_repeated_contexts"}
+        ignore_repeated_contexts, length_neutral) applied; unknown names raise with the
+        allowed ones."""
+        allowed = {"gamma", "delta", "context_width", "ignore_repeated_contexts", "length_neutral"}
         settings = dict(settings or {})
         unknown = set(settings) - allowed
         if unknown:
@@ -160,6 +201,7 @@ class WatermarkConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["self_test"] = dict(self.self_test)
+        d["special_token_ids"] = list(self.special_token_ids)
         return d
 
     def to_json(self) -> str:
@@ -168,7 +210,8 @@ class WatermarkConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WatermarkConfig:
-        """Parse a config dict; a newer version or an unknown field raises a clear error."""
+        """Parse a config dict; a newer version or an unknown field raises a clear error.
+        Version-1 configs (written before ``length_neutral`` existed) load with it off."""
         data = dict(data)
         version = data.get("version", CONFIG_VERSION)
         if not isinstance(version, int) or version > CONFIG_VERSION:
@@ -182,7 +225,18 @@ class WatermarkConfig:
             raise WatermarkConfigMismatch(
                 f"unknown watermark config fields {sorted(unknown)}; expected {sorted(names)}"
             )
-        return cls(**data)
+        if version < _LENGTH_NEUTRAL_SINCE:
+            data.setdefault("length_neutral", False)
+        data["version"] = version
+        if "special_token_ids" in data:
+            ids = data["special_token_ids"]
+            if not isinstance(ids, list | tuple) or not all(isinstance(i, int) for i in ids):
+                raise WatermarkConfigMismatch("special_token_ids must be a list of token ids")
+            data["special_token_ids"] = tuple(ids)
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise WatermarkConfigMismatch(f"invalid watermark config: {exc}") from exc
 
     @classmethod
     def from_json(cls, text: str) -> WatermarkConfig:

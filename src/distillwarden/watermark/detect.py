@@ -2,10 +2,11 @@
 
 Each distinct (context window, token) pair is scored once across the whole input (so
 repeated or templated text cannot inflate the evidence), windows that occur in the prompt
-are excluded when the prompt is given, and the green count is tested against its exact
-binomial null. Attribution scores every candidate account key in one vectorised pass and
-controls the family-wise error rate (Bonferroni, or Holm when several accounts may have
-leaked).
+are excluded when the prompt is given, special tokens (EOS, chat markers: the config's
+``special_token_ids``, which the length-neutral processor does not bias) are never scored,
+and the green count is tested against its exact binomial null. Attribution scores every
+candidate account key in one vectorised pass and controls the family-wise error rate
+(Bonferroni, or Holm when several accounts may have leaked).
 """
 
 from __future__ import annotations
@@ -95,10 +96,15 @@ def _window_ids(windows: np.ndarray) -> np.ndarray:
 
 
 def prepare_pairs(
-    token_ids: TokenInput, context_width: int, prompt_ids: TokenInput | None = None
+    token_ids: TokenInput,
+    context_width: int,
+    prompt_ids: TokenInput | None = None,
+    *,
+    exclude_tokens: Sequence[int] = (),
 ) -> ScoredPairs:
     """Distinct (window, token) pairs of one sequence or of several (windows never span two
-    sequences), minus windows that occur in the prompt(s); first occurrences kept in order."""
+    sequences), minus windows that occur in the prompt(s) and pairs whose token is one of
+    ``exclude_tokens`` (special tokens); first occurrences kept in order."""
     h = context_width
     all_w, all_t, all_p = [], [], []
     offset = 0
@@ -115,6 +121,8 @@ def prepare_pairs(
     positions = np.concatenate(all_p) if all_p else np.empty(0, np.int64)
     wid = _window_ids(windows)
     keep = np.ones(tokens.size, dtype=bool)
+    if len(exclude_tokens):
+        keep &= ~np.isin(tokens, np.asarray(exclude_tokens, dtype=np.int64))
     if prompt_ids is not None:
         prompt_w = [_windows(s, h)[0] for s in _as_sequences(prompt_ids)]
         pw = np.concatenate(prompt_w) if prompt_w else np.empty((0, h), np.int64)
@@ -191,6 +199,8 @@ def detect_batch(
     windows = np.lib.stride_tricks.sliding_window_view(toks, h, axis=1)[:, :-1, :]
     nxt = toks[:, h:]
     valid = np.arange(h, length)[None, :] < np.asarray(lengths)[:, None]
+    if config.special_token_ids:
+        valid &= ~np.isin(nxt, np.asarray(config.special_token_ids, dtype=np.int64))
     digest = window_digest_np(windows)
     premix = token_premix_np(nxt)
     pair_id = context_hash_np(np.uint64(0x5DEECE66D), digest[..., None])
@@ -289,7 +299,9 @@ def detect_tokens(
 ) -> DetectionResult:
     """Test token ids (one sequence or several) for ``key``'s watermark."""
     config.check()
-    pairs = prepare_pairs(token_ids, config.context_width, prompt_ids)
+    pairs = prepare_pairs(
+        token_ids, config.context_width, prompt_ids, exclude_tokens=config.special_token_ids
+    )
     g = int(green_bits(pairs, key, config.gamma).sum()) if pairs.count else 0
     gamma = config.green_rate
     log_p = binom_log_sf(g, pairs.count, gamma)
@@ -359,7 +371,9 @@ def scan_tokens(
     input and report the most significant one; the p-value is Bonferroni-corrected across
     all windows tested, so a long clean document stays at family-wise level ``alpha``."""
     config.check()
-    pairs = prepare_pairs(token_ids, config.context_width)
+    pairs = prepare_pairs(
+        token_ids, config.context_width, exclude_tokens=config.special_token_ids
+    )
     bits = green_bits(pairs, key, config.gamma).astype(np.int64)
     n = bits.size
     cum = np.concatenate([[0], np.cumsum(bits)])
@@ -502,7 +516,9 @@ def attribute_groups(
         if not keys:
             continue
         config.check()
-        pairs = prepare_pairs(token_ids, config.context_width, prompt_ids)
+        pairs = prepare_pairs(
+            token_ids, config.context_width, prompt_ids, exclude_tokens=config.special_token_ids
+        )
         group_names = list(keys)
         base = done
 

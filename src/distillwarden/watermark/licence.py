@@ -5,7 +5,7 @@ Format (every field optional)::
 
     {"mode": "generation" | "posthoc" | "both" | "off",
      "gamma": 0.25, "delta": 2.0, "context_width": 2, "ignore_repeated_contexts": true,
-     "canary_rate": 0.0}
+     "length_neutral": true, "canary_rate": 0.0}
 
 ``generation`` biases the local model's logits (needs a model we run), ``posthoc`` applies the
 lexical watermark to finished non-streaming responses (any upstream), ``both`` does both.
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from .config import TokenizerLike, WatermarkConfig, tokenizer_fingerprint
+from .config import TokenizerLike, WatermarkConfig, special_token_ids, tokenizer_fingerprint
 
 __all__ = ["LicenceWatermark", "config_for_tokenizer", "parse_licence_watermark"]
 
 Mode = Literal["generation", "posthoc", "both", "off"]
 _MODES = ("generation", "posthoc", "both", "off")
-_STRENGTH = ("gamma", "delta", "context_width", "ignore_repeated_contexts")
+_STRENGTH = ("gamma", "delta", "context_width", "ignore_repeated_contexts", "length_neutral")
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,10 @@ def parse_licence_watermark(value: Mapping[str, Any] | str | None) -> LicenceWat
 
 
 @lru_cache(maxsize=8)
-def _base_config(name: str, digest: str, size: int) -> WatermarkConfig:
-    return WatermarkConfig(tokenizer_name=name, tokenizer_sha256=digest, vocab_size=size)
+def _base_config(name: str, digest: str, size: int, special: tuple[int, ...]) -> WatermarkConfig:
+    return WatermarkConfig(
+        tokenizer_name=name, tokenizer_sha256=digest, vocab_size=size, special_token_ids=special
+    )
 
 
 @lru_cache(maxsize=64)
@@ -92,7 +94,7 @@ def config_for_tokenizer(
     tokenizer object and settings, so calling it per request is cheap)."""
     fp = getattr(tokenizer, "_distillwarden_fp", None)
     if fp is None:
-        fp = tokenizer_fingerprint(tokenizer)
+        fp = (*tokenizer_fingerprint(tokenizer), special_token_ids(tokenizer))
         with contextlib.suppress(AttributeError):
             tokenizer._distillwarden_fp = fp  # type: ignore[attr-defined]
     return _with(_base_config(*fp), tuple(sorted((strength or {}).items())))

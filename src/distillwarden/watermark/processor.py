@@ -2,10 +2,21 @@
 
 Each row of a batch may carry its own account key (or none), so a server batching requests
 from several accounts watermarks each with its own key in one vectorised step.
+
+Length neutrality (``WatermarkConfig.length_neutral``, on by default): adding ``delta`` to
+green tokens takes probability from every red token, EOS included, so a plain green-list
+bias changes when generation stops. The special tokens (EOS, end of turn, ...) are instead
+given the logit that keeps their probability exactly what it was::
+
+    s'_eos = s_eos + logsumexp(biased non-special) - logsumexp(original non-special)
+
+Then sum_j exp(s'_j) over non-special tokens and each exp(s'_eos) scale by the same factor,
+so P'(eos) = P(eos), and only the non-special tokens are reweighted among themselves.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -43,6 +54,8 @@ class GreenListBias:
         self._k_ctx = torch.tensor([_signed(w[0]) for w in words], dtype=torch.int64)
         self._k_tok = torch.tensor([_signed(w[1]) for w in words], dtype=torch.int64)
         self._tok_cache: dict[tuple[int, str], torch.Tensor] = {}
+        special = config.special_token_ids if config.length_neutral else ()
+        self._special = torch.tensor(special, dtype=torch.int64)
 
     def active(self, device: torch.device) -> torch.Tensor:
         """``(rows,)`` whether each row has a key (is watermarked at all)."""
@@ -69,10 +82,50 @@ class GreenListBias:
             k = k[rows]
         return context_hash_torch(k, windows)
 
+    def special_ids(self, vocab: int, device: torch.device) -> torch.Tensor:
+        """Ids whose probability the bias must not change (empty unless length-neutral)."""
+        if self._special.device != device:
+            self._special = self._special.to(device)
+        sp = self._special
+        if sp.numel() and int(sp[-1]) >= vocab:
+            sp = sp[sp < vocab]
+        return sp
+
     def add_bias(
         self, scores: torch.Tensor, ctx_hash: torch.Tensor, on: torch.Tensor
     ) -> torch.Tensor:
-        """``scores`` plus ``delta`` on each row's green tokens (rows where ``on``).
+        """``scores`` plus ``delta`` on each row's green tokens (rows where ``on``); with a
+        length-neutral config the special tokens then get back their old probability
+        (:meth:`keep_special_probability`)."""
+        out = self._add_green(scores, ctx_hash, on)
+        special = self.special_ids(scores.shape[1], scores.device)
+        if special.numel() == 0 or self.config.delta == 0.0:
+            return out
+        return self.keep_special_probability(scores, out, special)
+
+    @staticmethod
+    def keep_special_probability(
+        scores: torch.Tensor, biased: torch.Tensor, special: torch.Tensor
+    ) -> torch.Tensor:
+        """``biased`` with each row's ``special`` logits set so that their softmax
+        probabilities equal those under ``scores`` (in place; vectorised over rows).
+
+        The shift is ``logsumexp`` of the biased minus that of the original non-special
+        logits, in float32; rows left unbiased get exactly zero, and a row whose non-special
+        logits are all ``-inf`` is left as it was."""
+        neg_inf = -math.inf
+        before = torch.logsumexp(scores.float().index_fill(1, special, neg_inf), dim=1)
+        after = torch.logsumexp(biased.float().index_fill(1, special, neg_inf), dim=1)
+        shift = after - before
+        shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+        kept = scores.index_select(1, special).float() + shift[:, None]
+        biased.index_copy_(1, special, kept.to(biased.dtype))
+        return biased
+
+    def _add_green(
+        self, scores: torch.Tensor, ctx_hash: torch.Tensor, on: torch.Tensor
+    ) -> torch.Tensor:
+        """``scores`` plus ``delta`` on each row's green tokens (rows where ``on``), new tensor.
 
         On CPU the vocabulary is processed in slices below torch's parallel grain size, so
         each elementwise op runs on one thread: on a busy machine the thread hand-offs of
@@ -108,7 +161,9 @@ class GreenListBias:
 
 
 class AccountWatermarkLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
-    """Adds ``delta`` to the logits of green tokens, keyed per account.
+    """Adds ``delta`` to the logits of green tokens, keyed per account; with a
+    length-neutral config (the default) EOS and the other special tokens keep their
+    probability, so output length is not changed by the bias.
 
     ``account_key`` is one key for the whole batch or one per row (``None`` leaves a row
     unwatermarked). Works with ``model.generate`` for any batch size, greedy or sampling.
