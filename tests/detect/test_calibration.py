@@ -53,3 +53,15 @@ def test_fisher_combination() -> None:
     # chi-square with 4 d.f. at -2 ln(0.25): sf = 0.25 * (1 - ln 0.25)
     assert fisher_combine(np.array([[0.5, 0.5]]))[0] == pytest.approx(0.25 * (1 - np.log(0.25)))
     assert fisher_combine(np.array([[1e-6, 1e-6]]))[0] < 1e-9
+
+
+def test_no_plateau_between_or_beyond_sparse_top_benign_values() -> None:
+    # the top of a benign sample is sparse; accounts that fall between its last values, or
+    # past them, must keep their order (a flat step would tie them with benign accounts)
+    rng = np.random.default_rng(3)
+    values = np.r_[rng.normal(size=480), [3.9, 5.0]]
+    cal = TailCalibrator().fit(values)
+    xs = np.array([3.91, 3.93, 3.96, 4.5, 5.2, 7.0, 12.0])
+    p = cal.pvalue(xs)
+    assert np.all(np.diff(p) < 0)
+    assert p[4] <= 1.0 / 483  # past the largest benign value: below 1 / (n + 1)

@@ -3,7 +3,7 @@ combination of several tail probabilities into one.
 
 :class:`TailCalibrator` turns a signal value into ``P(benign value >= x)``: the empirical
 tail with +1 smoothing inside the benign range, and beyond the benign 90th percentile an
-exponential tail (the generalised Pareto with shape 0) fitted on the exceedances, so that
+generalised Pareto tail fitted on the exceedances, so that
 values far outside anything benign get probabilities below ``1/(N+1)`` rather than all
 tying at the smallest empirical value. The tail is a generalised Pareto with a fixed positive
 shape (heavier than exponential: benign traffic the reference never saw should not look
@@ -61,19 +61,32 @@ class TailCalibrator:
         if self.n_ == 0:
             out[ok] = 1.0
             return out
-        gt = self.n_ - np.searchsorted(self.sorted_, x[ok], side="right")
-        eq = np.searchsorted(self.sorted_, x[ok], side="right") - np.searchsorted(
-            self.sorted_, x[ok], side="left"
-        )
-        emp = (1.0 + gt + 0.5 * eq) / (self.n_ + 1.0)
-        with np.errstate(over="ignore"):
-            z = np.minimum(np.maximum(x[ok] - self.u_, 0.0) / self.scale_, 1e200)
-        if self.tail_shape > 0:
-            tail = self.p_u_ * (1.0 + self.tail_shape * z) ** (-1.0 / self.tail_shape)
-        else:
-            tail = self.p_u_ * np.exp(-z)
-        out[ok] = np.where(x[ok] > self.u_, np.minimum(emp, tail), emp)
+        xs = x[ok]
+        # mid-p empirical tail at each distinct benign value, linearly interpolated in
+        # between: no flat steps, so accounts between two sparse benign values keep their
+        # order instead of tying
+        uv, counts = np.unique(self.sorted_, return_counts=True)
+        above = self.n_ - np.cumsum(counts)
+        knots = (1.0 + above + 0.5 * counts) / (self.n_ + 1.0)
+        p = np.interp(xs, uv, knots, left=1.0, right=knots[-1])
+        p = np.where(xs > self.u_, np.minimum(p, self._tail(xs)), p)
+        # past the largest benign value: at most 1 / (n + 1), then down the fitted tail
+        top = float(uv[-1])
+        beyond = xs > top
+        if beyond.any():
+            t_top = float(self._tail(np.array([max(top, self.u_)]))[0])
+            start = min(1.0 / (self.n_ + 1.0), t_top)
+            p[beyond] = start * self._tail(xs[beyond]) / t_top
+        out[ok] = p
         return np.clip(out, 1e-300, 1.0)
+
+    def _tail(self, x: np.ndarray) -> np.ndarray:
+        """The fitted generalised Pareto tail ``P(X >= x)`` above ``u_``."""
+        with np.errstate(over="ignore"):
+            z = np.minimum(np.maximum(x - self.u_, 0.0) / self.scale_, 1e200)
+        if self.tail_shape > 0:
+            return np.asarray(self.p_u_ * (1.0 + self.tail_shape * z) ** (-1.0 / self.tail_shape))
+        return np.asarray(self.p_u_ * np.exp(-z))
 
 
 def cauchy_combine(p: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

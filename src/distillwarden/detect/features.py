@@ -55,7 +55,7 @@ _TAIL_CHARS = 1000
 _SHINGLE = 4  # words per shingle for benchmark matching
 _MAX_COMMON = 20  # a shingle found in more benchmark items than this is not evidence
 _MAX_WORDS = 100  # fingerprints and benchmark matching read the first 100 words
-_WORD_CHARS = 1200  # ... of the first 1,200 characters
+_WORD_CHARS = 800  # ... of the first 800 characters (100 words are ~600)
 _BITMAP_BITS = 24
 
 
@@ -63,16 +63,45 @@ def _sql_str(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
 
 
-_WORD_SPLIT = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”|[^a-z\x{80}-\x{10ffff}"“”]+|["“”]'
+_QUOTED = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”'
+_NON_WORD = r"[^a-z\x{80}-\x{10ffff}]+"
+_BATCH_ROWS = 4096  # DuckDB scans an Arrow table in parallel by record batch
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _shingles_sql(words: str, k: int, salt: int = 0) -> str:
-    """Hashes of the k-word shingles of a word list (list_zip of shifted copies)."""
-    shifted = ", ".join([words] + [f"{words}[{j + 1}:]" for j in range(1, k)])
-    return (
-        f"list_transform(list_filter(list_zip({shifted}), lambda z: z[{k}] IS NOT NULL), "
-        f"lambda z: hash(z, {salt}))"
-    )
+def _avalanche(h: np.ndarray) -> np.ndarray:
+    """A 64-bit finaliser (splitmix64): spreads every input bit over the output."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return np.asarray(h ^ (h >> np.uint64(31)))
+
+
+def shingle_hashes(lengths: np.ndarray, flat: np.ndarray, k: int = _SHINGLE) -> np.ndarray:
+    """Hashes of the k-word shingles of each row, from per-row word hashes.
+
+    ``flat`` holds the word hashes of all rows end to end and ``lengths`` the words per row;
+    row ``i`` contributes ``max(lengths[i] - k + 1, 0)`` shingle hashes, in order.
+    Vectorised: k shifted multiply-adds over the flat array, no per-row Python.
+    """
+    n = len(flat)
+    if n < k:
+        return np.zeros(0, np.uint64)
+    m = n - k + 1
+    with np.errstate(over="ignore"):
+        acc = flat[:m].copy()
+        for j in range(1, k):
+            acc = acc * _MIX + flat[j : j + m]
+    acc = _avalanche(acc)
+    # keep the windows that lie inside one row
+    ends = np.cumsum(lengths)
+    row_end = np.repeat(ends, lengths)[:m]
+    return acc[np.arange(m) + k <= row_end]
+
+
+def _shingle_counts(lengths: np.ndarray, k: int = _SHINGLE) -> np.ndarray:
+    return np.maximum(np.asarray(lengths, np.int64) - k + 1, 0)
 
 
 @dataclass(frozen=True)
@@ -104,17 +133,18 @@ class BenchmarkIndex:
         tbl = pa.table({"t": pa.array(texts, pa.string())})
         con.register("items", tbl)
         words = _words_sql("lower(t)")
-        rows = con.execute(
-            f"""
-            WITH w AS (SELECT row_number() OVER () AS item, {words} AS w FROM items),
-            s AS (SELECT item, unnest({_shingles_sql('w', _SHINGLE)}) AS h FROM w)
-            SELECT h FROM s GROUP BY h HAVING count(DISTINCT item) <= {_MAX_COMMON}
-            """
-        ).fetchnumpy()["h"]
-        whole = con.execute(
-            f"SELECT DISTINCT hash(array_to_string({words}, ' ')) AS h FROM items"
-        ).fetchnumpy()["h"]
+        out = con.sql(
+            f"SELECT {_word_hashes_sql(words)} AS wh, hash(array_to_string({words}, ' ')) AS h "
+            "FROM items"
+        ).to_arrow_table()
         con.close()
+        counts, flat = _shingle_arrays(out)
+        item = np.repeat(np.arange(len(counts)), counts)
+        # a shingle found in many items is common phrasing, not evidence of any one item
+        pairs = np.unique(np.stack([flat, item.astype(np.uint64)], 1), axis=0)
+        uniq, n_items = np.unique(pairs[:, 0], return_counts=True)
+        rows = uniq[n_items <= _MAX_COMMON]
+        whole = np.unique(out.column("h").to_numpy(zero_copy_only=False).view(np.uint64))
         return cls(
             np.sort(np.asarray(rows).view(np.uint64)),
             np.sort(np.asarray(whole).view(np.uint64)),
@@ -137,11 +167,16 @@ def default_benchmark_index() -> BenchmarkIndex:
 
 def _words_sql(expr: str) -> str:
     """Template-normalised words of lower-cased text: quoted spans, numbers and punctuation
-    dropped (one regex pass, the costliest step of featurisation)."""
+    dropped (two regex passes, the costliest step of featurisation)."""
+    quoted = f"regexp_replace(left({expr}, {_WORD_CHARS}), {_sql_str(_QUOTED)}, ' ', 'g')"
     return (
-        f"string_split(trim(regexp_replace(left({expr}, {_WORD_CHARS}), "
-        f"{_sql_str(_WORD_SPLIT)}, ' ', 'g')), ' ')[1:{_MAX_WORDS}]"
+        f"string_split(trim(regexp_replace({quoted}, {_sql_str(_NON_WORD)}, ' ', 'g')), ' ')"
+        f"[1:{_MAX_WORDS}]"
     )
+
+
+def _word_hashes_sql(words: str) -> str:
+    return f"list_transform({words}, lambda w: hash(w))"
 
 
 def _feature_sql() -> str:
@@ -149,7 +184,7 @@ def _feature_sql() -> str:
     # scan); only the few prompts that hit anything are matched against each lexicon
     union = "(?:" + "|".join(LEXICONS.values()) + ")"
     lex = ",\n".join(
-        f"(lex_any AND regexp_matches(t, {_sql_str(p)})) AS f_{name}"
+        f"(CASE WHEN lex_any THEN regexp_matches(t, {_sql_str(p)}) ELSE false END) AS f_{name}"
         for name, p in LEXICONS.items()
     )
     return f"""
@@ -177,7 +212,7 @@ def _feature_sql() -> str:
         coalesce(n, 1) > 1 AS f_multi_n,
         hash(array_to_string(tw[1:8], ' ')) AS tpl_prefix,
         hash(array_to_string(string_split(right(t, 80), ' ')[2:], ' ')) AS tpl_suffix,
-        {_shingles_sql('tw', _SHINGLE)} AS ush,
+        {_word_hashes_sql('tw')} AS wh,
         hash(array_to_string(tw, ' ')) AS uwhole,
         prompt_tokens, completion_tokens,
         CAST(coalesce(completion_tokens, 0) AS DOUBLE)
@@ -223,7 +258,9 @@ def request_features(
     own = con is None
     con = con or duckdb.connect()
     try:
-        con.register("ev_all", ev)
+        # small record batches: DuckDB scans an Arrow table in parallel by batch
+        con.register("ev_all", pa.Table.from_batches(
+            ev.combine_chunks().to_batches(max_chunksize=_BATCH_ROWS), schema=ev.schema))
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM ev_all "
             "WHERE status IS NULL OR status < 400"
@@ -261,10 +298,11 @@ _MH_ADD = (np.uint64(0x165667B19E3779F9), np.uint64(0x27D4EB2F165667C5))
 
 
 def _shingle_arrays(out: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    ush = out.column("ush").combine_chunks()
-    lengths = ush.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = ush.flatten().to_numpy(zero_copy_only=False).view(np.uint64)
-    return lengths, flat
+    """Per-row shingle counts and the flat shingle hashes of the ``wh`` word-hash lists."""
+    wh = out.column("wh").combine_chunks()
+    words = wh.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = wh.flatten().to_numpy(zero_copy_only=False).view(np.uint64)
+    return _shingle_counts(words), shingle_hashes(words, flat)
 
 
 def _minhash(lengths: np.ndarray, flat: np.ndarray, which: int) -> np.ndarray:
