@@ -14,17 +14,19 @@ import secrets
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-from .schema import EVENT_SCHEMA, SCHEMA_VERSION
+# Arrow is imported where Parquet is written, not here: the gateway uses the names and
+# directory helpers of this module and, converting spools in a child process, never loads it.
 
 __all__ = [
     "REJECTED_DIR",
     "SEGMENT_SUFFIX",
     "SPOOL_DIR",
+    "SPOOL_SUFFIX",
     "TMP_PREFIX",
     "fsync_dir",
     "new_stem",
@@ -33,6 +35,7 @@ __all__ = [
 
 SEGMENT_SUFFIX = ".parquet"
 SPOOL_DIR = "spool"
+SPOOL_SUFFIX = ".jsonl"
 REJECTED_DIR = "rejected"
 TMP_PREFIX = ".tmp-"
 COMPRESSION = "zstd"
@@ -95,6 +98,12 @@ def write_parquet_atomic(
     ``before_publish`` runs after all batches are consumed and before the rename (also when
     there were no rows), so side files can be made durable before the segment exists.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from .schema import EVENT_SCHEMA, SCHEMA_VERSION
+
     directory = target.parent
     tmp = directory / f"{TMP_PREFIX}{target.stem}-{secrets.token_hex(4)}{SEGMENT_SUFFIX}"
     rows = 0

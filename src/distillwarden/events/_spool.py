@@ -23,6 +23,7 @@ import pyarrow.json as pa_json
 from ._segments import (
     REJECTED_DIR,
     SEGMENT_SUFFIX,
+    SPOOL_SUFFIX,
     TMP_PREFIX,
     fsync_dir,
     write_parquet_atomic,
@@ -33,7 +34,6 @@ __all__ = ["SPOOL_SUFFIX", "SpoolConversion", "convert_spool"]
 
 log = logging.getLogger("distillwarden.events")
 
-SPOOL_SUFFIX = ".jsonl"
 REQUIRED = tuple(f.name for f in EVENT_SCHEMA if not f.nullable)
 # The spool stores ts as epoch microseconds; Arrow's JSON reader parses it as int64.
 _SPOOL_SCHEMA = pa.schema(
@@ -87,10 +87,14 @@ def _build(rows: list[dict[str, Any]], lines: list[tuple[int, bytes]],
         return pa.Table.from_pylist(good, schema=EVENT_SCHEMA)
 
 
-def convert_spool(spool: Path, segment_dir: Path, *, batch_rows: int = 10_000) -> SpoolConversion:
+def convert_spool(
+    spool: Path, segment_dir: Path, *, batch_rows: int = 10_000, block_bytes: int = 4 << 20
+) -> SpoolConversion:
     """Turn ``spool`` into ``segment_dir/<stem>.parquet`` (and a rejected file if needed).
 
-    The spool itself is not deleted here; the caller deletes it once this returns.
+    Memory is bounded by ``batch_rows`` events per Arrow table and ``block_bytes`` of JSON per
+    parse block, not by the spool's size. The spool itself is not deleted here; the caller
+    deletes it once this returns.
     """
     stem = spool.name[: -len(SPOOL_SUFFIX)] if spool.name.endswith(SPOOL_SUFFIX) else spool.stem
     target = segment_dir / f"{stem}{SEGMENT_SUFFIX}"
@@ -162,7 +166,7 @@ def convert_spool(spool: Path, segment_dir: Path, *, batch_rows: int = 10_000) -
                     result.rejected, final, "; ".join(result.reasons[:3]))
 
     try:
-        result.rows = write_parquet_atomic(target, _fast_batches(spool, batch_rows))
+        result.rows = write_parquet_atomic(target, _fast_batches(spool, batch_rows, block_bytes))
     except _NeedsSlowPath:
         result.rows = write_parquet_atomic(target, batches(), before_publish=publish_rejected)
     if result.rows == 0:
@@ -170,7 +174,7 @@ def convert_spool(spool: Path, segment_dir: Path, *, batch_rows: int = 10_000) -
     return result
 
 
-def _fast_batches(spool: Path, batch_rows: int) -> Iterator[pa.Table]:
+def _fast_batches(spool: Path, batch_rows: int, block_bytes: int) -> Iterator[pa.Table]:
     """Arrow's C++ JSON reader: several times less CPU than parsing in Python and it releases
     the GIL, so conversion barely competes with the gateway's request handling. Only for
     spools that end on a complete line and whose every event fits the schema."""
@@ -184,7 +188,7 @@ def _fast_batches(spool: Path, batch_rows: int) -> Iterator[pa.Table]:
     try:
         reader = pa_json.open_json(
             spool,
-            read_options=pa_json.ReadOptions(use_threads=False, block_size=4 << 20),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=block_bytes),
             parse_options=pa_json.ParseOptions(
                 explicit_schema=_SPOOL_SCHEMA, unexpected_field_behavior="ignore"
             ),

@@ -32,25 +32,29 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-import pyarrow as pa
 
+from ._convert import ConversionFailed, ConversionOutcome, convert_in_child
 from ._segments import (
     SEGMENT_SUFFIX,
     SPOOL_DIR,
+    SPOOL_SUFFIX,
     TMP_PREFIX,
     check_name,
     fsync_dir,
     new_stem,
     write_parquet_atomic,
 )
-from ._spool import SPOOL_SUFFIX, convert_spool
 from .record import new_event_id
-from .schema import conform
 
-__all__ = ["EventLogError", "EventWriter", "WriterMetrics", "write_segment"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ._spool import SpoolConversion
+
+__all__ = ["Conversion", "EventLogError", "EventWriter", "WriterMetrics", "write_segment"]
 
 log = logging.getLogger("distillwarden.events")
 
@@ -58,6 +62,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DUMP_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _MAX_BACKOFF_S = 30.0
 _STALE_TMP_S = 3600.0
+
+#: Where spools become Parquet: ``"thread"`` in the writer's background thread (Arrow in this
+#: process), ``"process"`` in a short-lived child per spool (this process never loads Arrow
+#: and its memory stays flat; the gateway's mode).
+Conversion = Literal["thread", "process"]
 
 
 class EventLogError(RuntimeError):
@@ -75,6 +84,9 @@ class WriterMetrics:
     events_rejected: int
     errors: int
     pending_spools: int
+    conversions_in_child: int = 0
+    conversion_cpu_s: float = 0.0
+    conversion_peak_rss_mb: float = 0.0
 
 
 @dataclass
@@ -114,7 +126,11 @@ class EventWriter:
 
     ``append`` is thread-safe and costs one ``orjson.dumps`` plus one ``os.write``; a
     background thread rotates spools at ``segment_max_events`` events or
-    ``segment_max_age_s`` seconds and converts them into segments.
+    ``segment_max_age_s`` seconds and converts them into segments, in this process
+    (``conversion="thread"``, the default) or in a short-lived child process per spool
+    (``conversion="process"``: the caller's resident memory stays flat and it never loads
+    Arrow; a child killed mid-way loses nothing, the spool is retried). A child that cannot
+    be started at all (no interpreter path, out of memory) falls back to the thread.
     """
 
     def __init__(
@@ -125,7 +141,13 @@ class EventWriter:
         segment_max_age_s: float = 60.0,
         fsync: bool = False,
         writer_id: str | None = None,
+        conversion: Conversion = "thread",
+        conversion_timeout_s: float = 600.0,
     ) -> None:
+        if conversion not in ("thread", "process"):
+            raise ValueError(f"conversion must be 'thread' or 'process', not {conversion!r}")
+        if conversion_timeout_s <= 0:
+            raise ValueError("conversion_timeout_s must be positive")
         if segment_max_events < 1:
             raise ValueError("segment_max_events must be at least 1")
         if segment_max_age_s <= 0:
@@ -134,6 +156,8 @@ class EventWriter:
         self.segment_max_events = segment_max_events
         self.segment_max_age_s = segment_max_age_s
         self.fsync = fsync
+        self.conversion: Conversion = conversion
+        self.conversion_timeout_s = conversion_timeout_s
         self.writer_id = check_name(writer_id or f"w{os.getpid()}x{secrets.token_hex(3)}")
         self._spool_dir = self.directory / SPOOL_DIR
         self._lock = threading.Lock()
@@ -149,6 +173,10 @@ class EventWriter:
         self.events_written = 0
         self.events_rejected = 0
         self.errors = 0
+        self.conversions_in_child = 0
+        self.conversion_cpu_s = 0.0
+        self.conversion_peak_rss_mb = 0.0
+        self.last_conversion_pid: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -296,6 +324,9 @@ class EventWriter:
             events_rejected=self.events_rejected,
             errors=self.errors,
             pending_spools=pending,
+            conversions_in_child=self.conversions_in_child,
+            conversion_cpu_s=self.conversion_cpu_s,
+            conversion_peak_rss_mb=self.conversion_peak_rss_mb,
         )
 
     # -- internals ---------------------------------------------------------------------------
@@ -362,7 +393,7 @@ class EventWriter:
 
     def _convert_one(self, spool: _Spool) -> bool:
         try:
-            result = convert_spool(spool.path, self.directory)
+            result = self._convert(spool)
         except Exception as exc:  # disk full, permissions, a bug: keep the spool, retry later
             self.errors += 1
             spool.backoff = min(_MAX_BACKOFF_S, spool.backoff * 2 if spool.backoff else 0.5)
@@ -381,6 +412,30 @@ class EventWriter:
         with contextlib.suppress(OSError):
             os.close(spool.fd)
         return True
+
+    def _convert(self, spool: _Spool) -> SpoolConversion | ConversionOutcome:
+        if self.conversion == "process":
+            try:
+                outcome = convert_in_child(
+                    spool.path, self.directory, hold_fd=spool.fd,
+                    timeout_s=self.conversion_timeout_s,
+                )
+            except ConversionFailed:
+                raise
+            except OSError as exc:  # no child at all: convert here rather than never
+                log.warning(
+                    "event writer %s: cannot start a conversion process (%s); converting %s "
+                    "in this process", self.writer_id, exc, spool.path.name)
+            else:
+                self.conversions_in_child += 1
+                self.conversion_cpu_s += outcome.cpu_s
+                self.conversion_peak_rss_mb = max(self.conversion_peak_rss_mb,
+                                                  outcome.peak_rss_mb)
+                self.last_conversion_pid = outcome.pid
+                return outcome
+        from ._spool import convert_spool
+
+        return convert_spool(spool.path, self.directory)
 
     def _adopt_orphans(self) -> None:
         """Take over spools whose writer is gone (their lock is free)."""
@@ -443,6 +498,8 @@ def write_segment(
     target_dir.mkdir(parents=True, exist_ok=True)
     stem = check_name(name) if name else new_stem(f"bulk{secrets.token_hex(3)}", 0)
     target = target_dir / f"{stem}{SEGMENT_SUFFIX}"
+    from .schema import conform
+
     conformed = conform(table, origin="write_segment")
     if conformed.num_rows == 0:
         raise ValueError("write_segment: the table has no rows; nothing to write")

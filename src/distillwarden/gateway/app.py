@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import text
@@ -46,6 +46,9 @@ from .upstream_http import UpstreamError, UpstreamResponse
 
 __all__ = ["GatewayApp", "create_app"]
 
+#: Where the event writer turns spools into Parquet (see ``EventWriter``'s ``conversion``).
+EventConversion = Literal["process", "thread"]
+
 _log = logging.getLogger("distillwarden.gateway")
 
 _JSON = (b"content-type", b"application/json")
@@ -60,10 +63,20 @@ class GatewayApp:
     """The ASGI application. Create it with :func:`create_app`; serve it with uvicorn."""
 
     def __init__(
-        self, settings: Settings, *, body_timeout_s: float = 30.0, migrate: bool = True
+        self,
+        settings: Settings,
+        *,
+        body_timeout_s: float = 30.0,
+        migrate: bool = True,
+        event_conversion: EventConversion = "process",
     ) -> None:
         self.settings = settings
         self.migrate = migrate
+        if event_conversion not in ("process", "thread"):
+            raise ValueError(
+                f"event_conversion must be 'process' or 'thread', not {event_conversion!r}"
+            )
+        self.event_conversion: EventConversion = event_conversion
         self.secret = settings.secret_bytes()
         self.body_timeout_s = body_timeout_s
         self.max_body = settings.max_body_bytes
@@ -153,7 +166,7 @@ class GatewayApp:
             database_url=url,
         )
         n_orgs = await self.poller.load()
-        self.writer = _open_writer(settings)
+        self.writer = _open_writer(settings, self.event_conversion)
         await asyncio.to_thread(self.writer.start)
         for client in self.clients.values():
             await client.start()
@@ -205,6 +218,21 @@ class GatewayApp:
             "distillwarden_event_lag_seconds",
             "Age of the oldest event not yet in a Parquet segment.",
             lambda: float(writer.lag_s),
+        )
+        self.metrics.gauge(
+            "distillwarden_event_conversion_cpu_seconds",
+            "CPU time of the processes that converted event spools to Parquet since start.",
+            lambda: float(getattr(writer, "conversion_cpu_s", 0.0)),
+        )
+        self.metrics.gauge(
+            "distillwarden_event_conversion_peak_rss_bytes",
+            "Largest resident memory of one spool-conversion process since start.",
+            lambda: float(getattr(writer, "conversion_peak_rss_mb", 0.0)) * 2**20,
+        )
+        self.metrics.gauge(
+            "distillwarden_events_written",
+            "Events published in Parquet segments since start.",
+            lambda: float(getattr(writer, "events_written", 0)),
         )
         self.metrics.gauge(
             "distillwarden_auth_cache_keys", "API keys in the auth cache.", lambda: len(self.cache)
@@ -668,22 +696,30 @@ def _upgrade_database(url: str) -> None:
     upgrade_database(url)
 
 
-def _open_writer(settings: Settings) -> Any:
+def _open_writer(settings: Settings, conversion: EventConversion) -> Any:
     from ..events.writer import EventWriter
 
     return EventWriter(
         settings.effective_events_dir,
         segment_max_events=settings.segment_max_events,
         segment_max_age_s=settings.segment_max_age_s,
+        conversion=conversion,
     )
 
 
 def create_app(
-    settings: Settings, *, body_timeout_s: float = 30.0, migrate: bool = True
+    settings: Settings,
+    *,
+    body_timeout_s: float = 30.0,
+    migrate: bool = True,
+    event_conversion: EventConversion = "process",
 ) -> GatewayApp:
     """The gateway ASGI app for ``settings`` (start-up work happens in its lifespan).
 
     ``migrate=False`` skips the schema upgrade when the caller already ran it.
+    ``event_conversion`` says where event spools become Parquet: ``"process"`` (default) in a
+    short-lived child per spool, so the serving process's memory stays flat and it never
+    loads Arrow; ``"thread"`` in a background thread of this process.
     """
     if not settings.models:
         log_event(
@@ -692,4 +728,6 @@ def create_app(
             logging.WARNING,
             hint="add `upstreams:` and `models:` to the config file",
         )
-    return GatewayApp(settings, body_timeout_s=body_timeout_s, migrate=migrate)
+    return GatewayApp(
+        settings, body_timeout_s=body_timeout_s, migrate=migrate, event_conversion=event_conversion
+    )
