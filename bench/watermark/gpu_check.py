@@ -1,6 +1,8 @@
 """GPU check for the generation watermark (run on a machine with CUDA; ~2 minutes).
 
-1. Green lists on the GPU equal numpy's bit for bit (batch × full vocabulary, many keys).
+1. Green lists on the GPU equal numpy's bit for bit (batch × full vocabulary, many keys),
+   and the length-neutral step keeps the special tokens' probability (float32 and bfloat16
+   logits: the largest change of P(special) is reported).
 2. Tokens/s of SmolLM2-135M-Instruct with and without the processor on the GPU (target
    >= 0.99x), batch 16, 256 new tokens, alternating runs, best of three.
 3. If vLLM is installed: the adapter inside ``SamplingParams`` generates, and its outputs
@@ -59,6 +61,24 @@ def bit_identity(cfg: Any, device: str) -> bool:
     return True
 
 
+def length_neutral_drift(cfg: Any, device: str) -> dict[str, float]:
+    """Largest |P'(special) - P(special)| after the processor, per logits dtype."""
+    keys = [derive_account_key(b"gpu-check", f"k{i}") for i in range(16)]
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, cfg.vocab_size, (16, 8), generator=gen).to(device)
+    base = (torch.randn(16, cfg.vocab_size, generator=gen) * 3).to(device)
+    special = list(cfg.special_token_ids)
+    base[:, special[-1] if special else 0] += 6.0  # a likely end of turn
+    out: dict[str, float] = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        scores = base.to(dtype)
+        biased = AccountWatermarkLogitsProcessor(cfg, keys)(ids, scores.clone())
+        p0 = torch.softmax(scores.float(), -1)[:, special]
+        p1 = torch.softmax(biased.float(), -1)[:, special]
+        out[str(dtype).replace("torch.", "")] = float((p1 - p0).abs().max())
+    return out
+
+
 def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run this on a GPU machine")
@@ -68,6 +88,7 @@ def main() -> None:
     cfg = config_for_tokenizer(tok)
     out: dict[str, Any] = {"device": torch.cuda.get_device_name(0)}
     out["bit_identical_to_numpy"] = bit_identity(cfg, "cuda")
+    out["length_neutral_max_special_prob_change"] = length_neutral_drift(cfg, "cuda")
     chats = [
         tok.apply_chat_template(
             [{"role": "user", "content": f"Write a long story about topic number {i}."}],

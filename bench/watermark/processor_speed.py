@@ -2,14 +2,16 @@
 
 Both bias a (batch, 49,152) score matrix at each decoding step; transformers' version draws a
 ``randperm`` of the vocabulary per row (a per-row Python loop), ours hashes the whole batch
-at once with a key per row. Medians of repeated calls on growing sequences, one torch
-thread, CPU. Writes the ``processor_speed`` section of bench/results/watermark.json.
+at once with a key per row, then keeps the probability of the 17 special tokens of SmolLM2
+(length neutrality, the default; ``--no-length-neutral`` measures the plain bias). Medians of
+repeated calls on growing sequences, one torch thread, CPU. Writes the ``processor_speed`` section of bench/results/watermark.json.
 
 Run: python bench/watermark/processor_speed.py
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -44,8 +46,14 @@ def per_step_ms(proc: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batc
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-length-neutral", action="store_true")
+    args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = WatermarkConfig(vocab_size=VOCAB)
+    neutral = not args.no_length_neutral
+    cfg = WatermarkConfig(
+        vocab_size=VOCAB, special_token_ids=tuple(range(17)), length_neutral=neutral
+    )
     out: dict[str, dict[str, float]] = {}
     for batch in (1, 8, 32):
         ours = AccountWatermarkLogitsProcessor(
@@ -57,9 +65,10 @@ def main() -> None:
         out[str(batch)] = {"distillwarden_ms": a, "transformers_ms": b, "speedup": b / a}
         print(batch, out[str(batch)], flush=True)
     merge_results(
-        "processor_speed",
+        "processor_speed" if neutral else "processor_speed_plain_bias",
         {
             "device": "cpu, 1 torch thread, shared machine",
+            "length_neutral": neutral,
             "vocab": VOCAB,
             "per_batch_size": out,
             "note": "transformers' processor uses one key for the whole batch; ours a key per row",
