@@ -9,21 +9,24 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from distillwarden.events.reader import read_events
 from distillwarden.events.writer import EventWriter
 
 APPENDER = r"""
 import sys, time
 from distillwarden.events.writer import EventWriter
-directory, prefix, max_events = sys.argv[1], sys.argv[2], int(sys.argv[3])
-w = EventWriter(directory, segment_max_events=max_events, segment_max_age_s=0.05).start()
+directory, prefix, max_events, conversion = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+w = EventWriter(directory, segment_max_events=max_events, segment_max_age_s=0.05,
+                conversion=conversion).start()
 i = 0
 while True:
     w.append({"event_id": f"{prefix}-{i}", "org_id": "o", "endpoint": "/v1/chat/completions",
               "status": 200, "prompt_text": "x" * (i % 300)})
     print(f"acked {i}", flush=True)
     i += 1
-    if len(sys.argv) > 4 and i >= int(sys.argv[4]):
+    if len(sys.argv) > 5 and i >= int(sys.argv[5]):
         w.close()
         print("closed", flush=True)
         break
@@ -31,9 +34,9 @@ while True:
 
 
 def _spawn(
-    directory: Path, prefix: str, max_events: int, count: int | None = None
+    directory: Path, prefix: str, max_events: int, conversion: str, count: int | None = None
 ) -> subprocess.Popen[str]:
-    args = [sys.executable, "-c", APPENDER, str(directory), prefix, str(max_events)]
+    args = [sys.executable, "-c", APPENDER, str(directory), prefix, str(max_events), conversion]
     if count is not None:
         args.append(str(count))
     return subprocess.Popen(
@@ -41,11 +44,33 @@ def _spawn(
     )
 
 
-def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
+def _wait_for_orphaned_converters(directory: Path, timeout: float = 60.0) -> None:
+    """Conversion children of a killed writer finish their spool on their own."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and b"events._convert" in cmd and str(directory).encode() in cmd:
+                busy = True
+        if not busy:
+            return
+        assert time.monotonic() < deadline, "an orphaned conversion process did not finish"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("conversion", ["thread", "process"])
+def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, conversion: str) -> None:
     directory = tmp_path / "events"
     acked: set[str] = set()
     for round_ in range(2):
-        proc = _spawn(directory, f"r{round_}", max_events=37)
+        proc = _spawn(directory, f"r{round_}", max_events=37, conversion=conversion)
         assert proc.stdout is not None
         deadline = time.time() + 30
         while len(acked) < 400 * (round_ + 1) and time.time() < deadline:
@@ -57,6 +82,7 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
             if line.startswith("acked "):
                 acked.add(f"r{round_}-{line.split()[1]}")
         proc.wait()
+        _wait_for_orphaned_converters(directory)
     assert len(acked) >= 800
     EventWriter(directory).start().close()  # restart + recovery
     ids = read_events(directory, columns=["event_id"]).column("event_id").to_pylist()
@@ -68,9 +94,13 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
     assert all(p.name.startswith(".tmp-") and p.stat().st_size == 0 for p in left), left
 
 
-def test_two_processes_share_one_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("conversion", ["thread", "process"])
+def test_two_processes_share_one_directory(tmp_path: Path, conversion: str) -> None:
     directory = tmp_path / "events"
-    procs = [_spawn(directory, f"p{k}", max_events=50, count=600) for k in range(2)]
+    procs = [
+        _spawn(directory, f"p{k}", max_events=50, conversion=conversion, count=600)
+        for k in range(2)
+    ]
     for p in procs:
         out, _ = p.communicate(timeout=60)
         assert p.returncode == 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 import yaml
 
 from distillwarden.events.reader import read_events
@@ -87,7 +88,9 @@ def test_same_client_hashes_link_and_differ_by_network(gateway: Harness, acct) -
     assert c["ip_net_hash"] != a["ip_net_hash"]
 
 
-def _write_config(tmp: Path, upstream_port: int, port: int) -> tuple[Path, str]:
+def _write_config(
+    tmp: Path, upstream_port: int, port: int, segment_max_events: int = 50_000
+) -> tuple[Path, str]:
     cfg = {
         "data_dir": str(tmp / "data"),
         "secret": TEST_SECRET,
@@ -96,6 +99,7 @@ def _write_config(tmp: Path, upstream_port: int, port: int) -> tuple[Path, str]:
         "upstreams": [{"name": "fake", "base_url": f"http://127.0.0.1:{upstream_port}/v1"}],
         "models": [{"name": "fake-model", "upstream": "fake"}],
         "segment_max_age_s": 3600,
+        "segment_max_events": segment_max_events,
     }
     path = tmp / "gateway.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -111,11 +115,29 @@ def _write_config(tmp: Path, upstream_port: int, port: int) -> tuple[Path, str]:
     return path, key
 
 
+def _conversion_children(events_dir: Path) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and b"events._convert" in cmd and str(events_dir).encode() in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.parametrize("segment_max_events", [50_000, 3])
 def test_no_acknowledged_event_is_lost_on_sigkill(
-    tmp_path: Path, upstream: tuple[FakeUpstream, int]
+    tmp_path: Path, upstream: tuple[FakeUpstream, int], segment_max_events: int
 ) -> None:
+    """Killed with everything still spooled (50,000), or while conversion processes publish
+    segments every 3 events (they finish their spool on their own)."""
     port = free_port()
-    config, key = _write_config(tmp_path, upstream[1], port)
+    config, key = _write_config(tmp_path, upstream[1], port, segment_max_events)
     exe = Path(sys.executable).parent / "distillwarden"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "distillwarden.cli"]
     proc = subprocess.Popen(
@@ -152,7 +174,14 @@ def test_no_acknowledged_event_is_lost_on_sigkill(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     events_dir = tmp_path / "data" / "events"
-    assert not list(events_dir.glob("*.parquet"))  # nothing was published before the kill
+    if segment_max_events > len(acked):
+        assert not list(events_dir.glob("*.parquet"))  # nothing was published before the kill
+    else:
+        deadline = time.monotonic() + 60
+        while _conversion_children(events_dir):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert list(events_dir.glob("[!.]*.parquet"))  # children published segments
     EventWriter(events_dir).start().close()  # recovery converts the dead writer's spool
     table = read_events(events_dir)
     ids = table.column("event_id").to_pylist()
@@ -186,3 +215,21 @@ def test_client_leaving_a_stream_stops_it_and_is_recorded(gateway: Harness) -> N
     (event,) = gateway.events(acct.org_id)
     assert (event["status"], event["error_code"]) == (499, "client_disconnected")
     assert event["response_text"].startswith("tok0 ")
+
+
+def test_gateway_converts_spools_in_a_child_process(gateway: Harness) -> None:
+    """The serving process keeps its memory flat: Parquet is written by another pid."""
+    acct = gateway.account()
+    assert gateway.chat(acct).status_code == 200
+    assert len(gateway.events(acct.org_id)) == 1  # flushes the writer
+    writer = gateway.app.writer
+    assert writer.conversion == "process"
+    assert writer.conversions_in_child >= 1
+    assert writer.last_conversion_pid not in (None, os.getpid())
+    metrics = gateway.http.get("/metrics").text
+    cpu = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("distillwarden_event_conversion_cpu_seconds ")
+    )
+    assert cpu > 0

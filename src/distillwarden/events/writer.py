@@ -421,6 +421,7 @@ class EventWriter:
                     timeout_s=self.conversion_timeout_s,
                 )
             except ConversionFailed:
+                self._remove_partial_files(spool)
                 raise
             except OSError as exc:  # no child at all: convert here rather than never
                 log.warning(
@@ -436,6 +437,14 @@ class EventWriter:
         from ._spool import convert_spool
 
         return convert_spool(spool.path, self.directory)
+
+    def _remove_partial_files(self, spool: _Spool) -> None:
+        """A killed child leaves its temporary segment; we hold the spool's lock, so no other
+        process is writing one for this spool."""
+        stem = spool.path.name[: -len(SPOOL_SUFFIX)]
+        for path in self.directory.glob(f"{TMP_PREFIX}{stem}-*{SEGMENT_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def _adopt_orphans(self) -> None:
         """Take over spools whose writer is gone (their lock is free)."""
