@@ -1,12 +1,18 @@
-"""Resident memory of a process shaped like the gateway while the event writer converts one
-spool of 50,000 gateway-sized events to Parquet (what happens every ~12 s at 4,000 rps).
+"""Resident memory of the gateway process while the event writer converts one spool of 50,000
+gateway-sized events to Parquet (what happens every ~12 s at 4,000 rps), in both conversion
+modes of ``EventWriter``:
 
-Each measurement runs in a fresh subprocess with the serving process's environment
-(MALLOC_ARENA_MAX=2, ARROW_DEFAULT_MEMORY_POOL=system), after importing the gateway, and
-samples RSS every 5 ms: ``convert_spool`` as the event writer calls it, and Arrow's streaming
-JSON reader alone with 4 MB and 1 MB blocks (to locate the peak).
+* ``process`` (what ``distillwarden serve`` uses): the spool is converted by a short-lived
+  child (``python -m distillwarden.events._convert``); the serving process never loads Arrow.
+* ``thread`` (the in-process option for library users, and the gateway's mode before): Arrow's
+  JSON reader and the Parquet writer run in the serving process.
 
-usage: python bench/gateway/conversion_memory.py [--events 50000]
+Each mode runs in a fresh subprocess with the serving process's environment
+(MALLOC_ARENA_MAX=2, ARROW_DEFAULT_MEMORY_POOL=system) after importing the gateway, samples the
+process's RSS every 5 ms while a writer started on the directory recovers and converts the spool,
+and records the child's peak RSS (VmHWM) and CPU time as the writer reports them.
+
+usage: python bench/gateway/conversion_memory.py [--events 50000] [--repeat 3]
 writes bench/results/gateway_conversion_memory.json
 """
 
@@ -15,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,31 +30,30 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import os, sys, threading, time
+import os, resource, sys, threading, time
 from pathlib import Path
 def rss(): return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
 peak = [0.0]
 def sample():
     while True:
         peak[0] = max(peak[0], rss()); time.sleep(0.005)
-import pyarrow.json as pj
 import distillwarden.gateway.app  # the serving process's imports
-from distillwarden.events import _spool
+from distillwarden.events.writer import EventWriter
 threading.Thread(target=sample, daemon=True).start()
 time.sleep(0.1); base = rss(); peak[0] = 0.0
-mode, spool, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-if mode == "convert_spool":
-    _spool.convert_spool(spool, out)
-else:
-    block = int(mode.split(":")[1])
-    reader = pj.open_json(spool, read_options=pj.ReadOptions(use_threads=False, block_size=block << 20),
-                          parse_options=pj.ParseOptions(explicit_schema=_spool._SPOOL_SCHEMA,
-                                                        unexpected_field_behavior="ignore"))
-    for _ in reader:
-        pass
+mode, directory = sys.argv[1], Path(sys.argv[2])
+cpu0 = time.process_time(); t0 = time.perf_counter()
+w = EventWriter(directory, conversion=mode).start()  # recovers and converts the spool
+wall = time.perf_counter() - t0; cpu = time.process_time() - cpu0
 time.sleep(0.05)
-print(round(base, 1), round(peak[0], 1), round(rss(), 1))
-"""
+w.close()
+print(json.dumps({"rss_before_mb": round(base, 1), "rss_peak_mb": round(peak[0], 1),
+                  "rss_after_mb": round(rss(), 1), "events": w.events_written,
+                  "wall_s": round(wall, 3), "own_cpu_s": round(cpu, 3),
+                  "child_cpu_s": round(w.conversion_cpu_s, 3),
+                  "child_peak_rss_mb": w.conversion_peak_rss_mb,
+                  "arrow_loaded": "pyarrow" in sys.modules}))
+""".replace("import os,", "import json, os,")
 
 
 def _make_spool(directory: Path, n: int) -> Path:
@@ -99,44 +106,63 @@ def _make_spool(directory: Path, n: int) -> Path:
     return copy
 
 
+def _run(mode: str, spool: Path, work: Path, env: dict[str, str]) -> dict[str, float]:
+    directory = work / "events"
+    shutil.rmtree(directory, ignore_errors=True)
+    (directory / "spool").mkdir(parents=True)
+    shutil.copy(spool, directory / "spool" / "20260101T000000000000Z-bench-000001.jsonl")
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(directory)],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=50_000)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
         "--out", type=Path, default=Path("bench/results/gateway_conversion_memory.json")
     )
     a = ap.parse_args()
     env = {**os.environ, "MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"}
-    results = {}
+    results: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        spool = _make_spool(Path(tmp) / "events", a.events)
-        for mode in ("convert_spool", "json_reader_block_mb:4", "json_reader_block_mb:1"):
-            out = Path(tmp) / mode.replace(":", "_")
-            out.mkdir()
-            line = subprocess.run(
-                [sys.executable, "-c", CHILD, mode, str(spool), str(out)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            base, peak, end = (float(x) for x in line.split())
-            results[mode] = {
-                "rss_before_mb": base,
-                "rss_peak_mb": peak,
-                "rss_after_mb": end,
-                "peak_over_before_mb": round(peak - base, 1),
-            }
+        spool = _make_spool(Path(tmp) / "make", a.events)
         spool_mb = round(spool.stat().st_size / 2**20, 1)
+        for mode in ("process", "thread"):
+            runs = [_run(mode, spool, Path(tmp), env) for _ in range(a.repeat)]
+            assert all(r["events"] == a.events for r in runs), runs
+            summary: dict[str, object] = {
+                k: statistics.median(float(r[k]) for r in runs)
+                for k in runs[0]
+                if k not in ("events", "arrow_loaded")
+            }
+            summary["serving_process_peak_over_before_mb"] = round(
+                float(summary["rss_peak_mb"]) - float(summary["rss_before_mb"]), 1
+            )
+            conv_cpu = float(summary["child_cpu_s"]) + (
+                float(summary["own_cpu_s"]) if mode == "thread" else 0.0
+            )
+            summary["conversion_cpu_ms_per_event"] = round(1000 * conv_cpu / a.events, 4)
+            summary["arrow_loaded_in_serving_process"] = any(r["arrow_loaded"] for r in runs)
+            summary["runs"] = runs
+            results[mode] = summary
     report = {
-        "benchmark": "gateway-process RSS while converting one event spool",
+        "benchmark": "gateway-process RSS while converting one event spool (median of runs)",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "events": a.events,
         "spool_mb": spool_mb,
+        "repeat": a.repeat,
+        "note": "process: the serving process only waits; the child's peak is a separate, "
+        "short-lived process. thread: own_cpu_s includes Arrow's conversion work.",
         "results": results,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    print(json.dumps({m: {k: v for k, v in r.items() if k != "runs"}
+                      for m, r in results.items()}, indent=2))
 
 
 if __name__ == "__main__":
