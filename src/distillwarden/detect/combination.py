@@ -11,7 +11,12 @@ no benign account shows. Marginal combinations (Cauchy, Fisher) flag any account
 extreme on one signal, including every benign product built around that signal; kNN in
 calibrated-score space compares an account with the benign accounts that resemble it.
 
-``cauchy`` and ``fisher`` are kept for comparison (``docs/detection.md`` reports all three).
+``knn+cauchy`` (the default): the smaller of the two p-values, doubled (Bonferroni over the
+two tests). kNN novelty needs a reference dense enough around every benign product; with a
+small or shifted reference, benign accounts already look novel and the kNN test loses power,
+while the Cauchy combination still sees one signal far outside anything benign.
+
+``knn``, ``cauchy`` and ``fisher`` alone are kept for comparison.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from sklearn.neighbors import NearestNeighbors
 
 from .calibration import TailCalibrator, cauchy_combine, fisher_combine
 
-__all__ = ["COMBINATIONS", "KnnCombiner", "one_sided_scores"]
+__all__ = ["COMBINATIONS", "KnnCombiner", "either", "one_sided_scores"]
 
-COMBINATIONS = ("knn", "cauchy", "fisher")
+COMBINATIONS = ("knn+cauchy", "knn", "cauchy", "fisher")
 
 
 def one_sided_scores(p: np.ndarray) -> np.ndarray:
@@ -64,6 +69,11 @@ class KnnCombiner:
         k = max(1, min(k, len(train)))
         d, _ = NearestNeighbors(n_neighbors=k).fit(train).kneighbors(test)
         return np.asarray(d.mean(1))
+
+
+def either(p_knn: np.ndarray, p_cauchy: np.ndarray) -> np.ndarray:
+    """Bonferroni union of the kNN and Cauchy tests: ``min(1, 2 min(p_knn, p_cauchy))``."""
+    return np.minimum(1.0, 2.0 * np.minimum(p_knn, p_cauchy))
 
 
 def combine_marginal(p: np.ndarray, method: str) -> np.ndarray:

@@ -8,10 +8,10 @@ Method (see docs/detection.md):
    that 20 of 20 requests weigh more than 1 of 1.
 2. Each signal is calibrated on benign reference accounts into an upper-tail probability
    (:class:`~.calibration.TailCalibrator`). No attacker label is ever used.
-3. The tail probabilities are combined (``combination.py``): by default by the novelty of
-   the account's calibrated-score vector among benign reference accounts (kNN distance,
-   itself calibrated on benign accounts out of fold), or by the Cauchy / Fisher
-   combination tests; ``risk = -log10(p_combined)``.
+3. The tail probabilities are combined (``combination.py``): by default the union
+   (Bonferroni) of two tests: the novelty of the account's calibrated-score vector among
+   benign reference accounts (kNN distance, itself calibrated on benign accounts out of
+   fold), and the Cauchy combination of the signals; ``risk = -log10(p_combined)``.
 4. Thresholds: the risk distribution of benign accounts is estimated out of fold (two folds:
    calibrators fitted on one half score the other), so ``threshold_for_fpr(0.001)`` is a
    risk that about 0.1% of benign accounts exceed.
@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from .calibration import TailCalibrator, cauchy_combine
-from .combination import COMBINATIONS, KnnCombiner, combine_marginal, one_sided_scores
+from .combination import COMBINATIONS, KnnCombiner, combine_marginal, either, one_sided_scores
 from .embedding_signals import (
     EMBEDDING_SIGNALS,
     EmbeddingCache,
@@ -43,7 +43,7 @@ from .embedding_signals import (
 )
 from .features import DETECT_COLUMNS, BenchmarkIndex, request_features
 from .linkage import HydraCluster, HydraLinker
-from .signals import SHARE_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
+from .signals import COUNT_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
 
 __all__ = ["ALL_SIGNALS", "AccountScores", "DistillationDetector", "NotFittedError"]
 
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 ALL_SIGNALS: tuple[str, ...] = TEXT_SIGNALS + EMBEDDING_SIGNALS
 
 #: share signals scored as binomial counts (multi-turn is a plain share: 1 - share)
-_COUNT_SIGNALS = tuple(s for s in SHARE_SIGNALS if s != "share_multiturn")
+_COUNT_SIGNALS = COUNT_SIGNALS
 #: smallest benign rate assumed for a feature (a rate never seen is not a rate of zero)
 _MIN_RATE = 1e-3
 
@@ -144,11 +144,11 @@ class DistillationDetector:
         embed_per_account: int = 32,
         embedding_rate: float = 1.0,
         embedder: Callable[[Sequence[str]], np.ndarray] | None = None,
-        combine: str = "knn",
+        combine: str = "knn+cauchy",
         knn_k: int = 5,
         link: bool = True,
         cluster_lift: bool = True,
-        lift_gate: float = 0.05,
+        lift_gate: float = 0.01,
         linker: HydraLinker | None = None,
         benchmark_index: BenchmarkIndex | None = None,
         cache_dir: str | Path | None = None,
@@ -295,6 +295,9 @@ class DistillationDetector:
         self.combiner_ = KnnCombiner(self.knn_k).fit(z_all, oof_d)
         if self.combine == "knn":
             oof = -np.log10(self.combiner_.calibrator_.pvalue(oof_d))
+        elif self.combine == "knn+cauchy":
+            oof = -np.log10(either(self.combiner_.calibrator_.pvalue(oof_d),
+                                   combine_marginal(oof_p, "cauchy")))
         else:
             oof = -np.log10(combine_marginal(oof_p, self.combine))
         self.benign_risk_ = np.sort(oof[np.isfinite(oof)])
@@ -321,6 +324,8 @@ class DistillationDetector:
     def _combine(self, p: np.ndarray) -> np.ndarray:
         if self.combine == "knn":
             return self.combiner_.pvalue(one_sided_scores(p))
+        if self.combine == "knn+cauchy":
+            return either(self.combiner_.pvalue(one_sided_scores(p)), combine_marginal(p, "cauchy"))
         return combine_marginal(p, self.combine)
 
     def score_accounts(

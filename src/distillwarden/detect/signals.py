@@ -15,6 +15,7 @@ import pyarrow as pa
 from .features import BOOL_FEATURES
 
 __all__ = [
+    "COUNT_SIGNALS",
     "EVAL_LICENCES",
     "SHARE_SIGNALS",
     "SIGNAL_DESCRIPTIONS",
@@ -29,10 +30,23 @@ REDTEAM_LICENCES = frozenset({"redteam-permitted", "redteam", "red-team"})
 
 SHARE_SIGNALS = tuple("share_" + f[2:] for f in BOOL_FEATURES)
 
+#: a request that follows the account's previous one this closely was sent by a program
+#: (a person reads an answer before asking again)
+MACHINE_GAP_S = 5.0
+#: window for the peak request count
+PEAK_WINDOW_MIN = 5
+
+#: shares scored as binomial counts (``k`` of ``n`` requests), not as plain values
+COUNT_SIGNALS = (*(s for s in SHARE_SIGNALS if s != "share_multiturn"), "pacing_mix")
+
 SIGNAL_DESCRIPTIONS: dict[str, str] = {
     "volume": "log10 requests in the window",
     "rate_per_active_hour": "log10 requests per hour with any activity",
     "timing_regularity": "-ln(coefficient of variation of inter-arrival gaps): machine pacing",
+    "peak_rate": f"log10 of the most requests in any {PEAK_WINDOW_MIN}-minute window",
+    "pacing_mix": "share of the account's minority pacing mode: requests sent by a program "
+    f"(< {MACHINE_GAP_S:g} s after the previous one) inside human-paced traffic, or the "
+    "reverse; a second traffic source hidden in a product's traffic",
     "hour_entropy": "entropy (bits) of the hour-of-day histogram: round-the-clock activity",
     "night_share": "share of requests between 00:00 and 06:00 in the account's region hours (UTC)",
     "template_reuse": "1 - distinct template prefixes / requests",
@@ -59,7 +73,8 @@ SIGNAL_DESCRIPTIONS: dict[str, str] = {
 
 #: the signals computed here from text / metadata (embedding signals are added later)
 TEXT_SIGNALS = (
-    "volume", "rate_per_active_hour", "timing_regularity", "hour_entropy", "template_reuse",
+    "volume", "rate_per_active_hour", "timing_regularity", "peak_rate", "pacing_mix",
+    "hour_entropy", "template_reuse",
     "near_dup_reuse", "suffix_reuse", "harvest_ratio", "completion_tokens",
     "placeholder_density", *SHARE_SIGNALS, "licence_use_mismatch", "region_mismatch",
     "reseller_channel",
@@ -106,7 +121,9 @@ WITH f AS (
     SELECT feats.*, coalesce(acc.licence, feats.licence) AS lic,
            coalesce(acc.channel, feats.channel) AS chan, acc.home_region AS home,
            epoch_us(ts) - lag(epoch_us(ts)) OVER (PARTITION BY feats.org_id ORDER BY ts,
-               event_id) AS gap_us
+               event_id) AS gap_us,
+           count(*) OVER (PARTITION BY feats.org_id ORDER BY ts RANGE BETWEEN
+               INTERVAL {PEAK_WINDOW_MIN} MINUTES PRECEDING AND CURRENT ROW) AS in_window
     FROM feats LEFT JOIN acc ON feats.org_id = acc.org_id
 ),
 hours AS (
@@ -123,6 +140,10 @@ SELECT
     log10(count(*) / any_value(hours.active_hours)) AS rate_per_active_hour,
     CASE WHEN count(gap_us) >= 5 AND avg(gap_us) > 0
          THEN -ln(coalesce(stddev_pop(gap_us), 0) / avg(gap_us) + 0.01) END AS timing_regularity,
+    log10(max(in_window)) AS peak_rate,
+    least(count(*) FILTER (WHERE gap_us < {int(MACHINE_GAP_S * 1e6)}),
+          count(*) FILTER (WHERE gap_us >= {int(MACHINE_GAP_S * 1e6)}))
+        / count(*) AS pacing_mix,
     entropy(hour(ts)) AS hour_entropy,
     1.0 - count(DISTINCT tpl_prefix) / count(*) AS template_reuse,
     1.0 - count(DISTINCT fp_a) / count(*) AS near_dup_reuse,
@@ -165,7 +186,17 @@ def _accounts_view(accounts: pa.Table | None) -> pa.Table:
             cols[k] = accounts.column(k).cast(t)
         else:
             cols[k] = pa.nulls(accounts.num_rows, t)
-    return pa.table(cols)
+    table = pa.table(cols)
+    # one row per account: a repeated org_id would multiply its requests in the join
+    seen: set[str] = set()
+    keep = []
+    for i, org in enumerate(table.column("org_id").to_pylist()):
+        if org not in seen:
+            seen.add(org)
+            keep.append(i)
+    if len(keep) < table.num_rows:
+        table = table.take(pa.array(keep, pa.int64()))
+    return table
 
 
 def account_signals(
