@@ -38,6 +38,7 @@ UPSTREAM_MODELS = (
     "midstream-hang",
     "broken-stream",
     "slow-stream",
+    "tool-model",
 )
 
 

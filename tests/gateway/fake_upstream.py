@@ -4,7 +4,8 @@ The model name picks the behaviour: ``fake-model`` answers normally (JSON or a 2
 stream), ``hang-model`` never answers, ``garbage-model`` returns non-JSON with status 200,
 ``error-model`` returns an OpenAI-shaped 400, ``midstream-hang`` starts a stream and stalls,
 ``broken-stream`` closes the stream without ``[DONE]``, ``slow-stream`` sends a chunk every
-0.1 s. Every request is recorded.
+0.1 s, ``tool-model`` answers with two tool calls (streamed as interleaved argument fragments).
+Every request is recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import orjson
 
 CHUNKS = 20
 ANSWER = "Hello! This is a fake upstream answer."
+TOOL_CALLS = [
+    {"id": "call_1", "type": "function",
+     "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "C"}'}},
+    {"id": "call_2", "type": "function",
+     "function": {"name": "get_time", "arguments": '{"tz": "Europe/Paris"}'}},
+]
 
 
 @dataclass
@@ -63,6 +70,9 @@ class FakeUpstream:
             return
         req = orjson.loads(body)
         model = req.get("model")
+        if model == "tool-model":
+            await _tool_answer(send, bool(req.get("stream")))
+            return
         if model == "hang-model":
             await asyncio.sleep(3600)
         if model == "garbage-model":
@@ -181,6 +191,38 @@ class FakeUpstream:
         await send({"type": "http.response.body", "body": tail + b"data: [DO", "more_body": True})
         await asyncio.sleep(0.001)
         await send({"type": "http.response.body", "body": b"NE]\n\n", "more_body": False})
+
+
+async def _tool_answer(send: Any, stream: bool) -> None:
+    """Two tool calls; streamed like OpenAI does: id and name first, arguments in fragments,
+    the two calls' fragments interleaved."""
+    if not stream:
+        message = {"role": "assistant", "content": None, "tool_calls": TOOL_CALLS}
+        body = {"id": "chatcmpl-tool", "object": "chat.completion", "model": "tool-model",
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}
+        await _send(send, 200, orjson.dumps(body))
+        return
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        c = {"id": "chatcmpl-tool", "object": "chat.completion.chunk", "model": "tool-model",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return b"data: " + orjson.dumps(c) + b"\n\n"
+
+    out = chunk({"role": "assistant", "content": None})
+    for i, call in enumerate(TOOL_CALLS):
+        head = {"index": i, "id": call["id"], "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""}}
+        out += chunk({"tool_calls": [head]})
+    args = [c["function"]["arguments"] for c in TOOL_CALLS]
+    for start in range(0, max(len(a) for a in args), 5):
+        for i, a in enumerate(args):
+            if a[start : start + 5]:
+                frag = {"index": i, "function": {"arguments": a[start : start + 5]}}
+                out += chunk({"tool_calls": [frag]})
+    out += chunk({}, "tool_calls") + b"data: [DONE]\n\n"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")]})
+    await send({"type": "http.response.body", "body": out, "more_body": False})
 
 
 async def _send(send: Any, status: int, body: bytes, ctype: bytes = b"application/json") -> None:

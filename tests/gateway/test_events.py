@@ -22,7 +22,7 @@ from distillwarden.store.db import make_engine, make_sessionmaker, session_scope
 from distillwarden.store.migrate import upgrade_database
 
 from .conftest import TEST_SECRET, Harness, free_port
-from .fake_upstream import ANSWER, FakeUpstream, streamed_text
+from .fake_upstream import ANSWER, TOOL_CALLS, FakeUpstream, streamed_text
 
 
 def test_each_accepted_request_is_one_event_with_its_fields(gateway: Harness) -> None:
@@ -233,3 +233,27 @@ def test_gateway_converts_spools_in_a_child_process(gateway: Harness) -> None:
         if line.startswith("distillwarden_event_conversion_cpu_seconds ")
     )
     assert cpu > 0
+
+
+def test_tool_calls_are_logged_the_same_streamed_or_not(gateway: Harness) -> None:
+    acct = gateway.account()
+    msgs = [{"role": "user", "content": "weather and time in Paris?"}]
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    plain = gateway.chat(acct, {"model": "tool-model", "messages": msgs, "tools": tools})
+    assert plain.status_code == 200
+    body = {"model": "tool-model", "messages": msgs, "tools": tools, "stream": True}
+    with gateway.http.stream(
+        "POST", "/v1/chat/completions", json=body, headers=gateway.headers(acct)
+    ) as r:
+        raw = b"".join(r.iter_bytes())
+        stream_id = r.headers["x-request-id"]
+    assert raw.count(b'"tool_calls"') > 4  # passed through as fragments
+    events = {e["event_id"]: e for e in gateway.events(acct.org_id)}
+    expected = "\n".join(
+        f"{c['function']['name']}({c['function']['arguments']})" for c in TOOL_CALLS
+    )
+    assert expected == 'get_weather({"city": "Paris", "unit": "C"})\nget_time({"tz": "Europe/Paris"})'
+    for event_id in (plain.headers["x-request-id"], stream_id):
+        e = events[event_id]
+        assert e["response_text"] == expected
+        assert e["finish_reason"] == "tool_calls" and e["has_tools"] is True

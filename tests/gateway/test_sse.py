@@ -56,3 +56,45 @@ def test_incomplete_tail_is_flushed() -> None:
     asm = StreamAssembler()
     assert asm.feed(b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}') == b""
     assert asm.flush().startswith(b"data: ")
+
+
+def _tool_delta(index: int, **fn: str) -> bytes:
+    call: dict = {"index": index, "function": fn}
+    if "name" in fn:
+        call.update(id=f"call_{index}", type="function")
+    return _chunk({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+
+
+def test_streamed_tool_calls_are_assembled_per_index() -> None:
+    asm = StreamAssembler()
+    asm.feed(_delta("Let me check. "))
+    asm.feed(_tool_delta(0, name="get_weather", arguments=""))
+    asm.feed(_tool_delta(1, name="get_time", arguments='{"tz'))
+    asm.feed(_tool_delta(0, arguments='{"city": '))
+    asm.feed(_tool_delta(1, arguments='": "CET"}'))
+    asm.feed(_tool_delta(0, arguments='"Paris"}'))
+    asm.feed(_delta("", finish="tool_calls") + b"data: [DONE]\n\n")
+    assert asm.done and asm.finish_reason == "tool_calls"
+    assert asm.text == "Let me check. "
+    msg = asm.message()
+    assert msg["tool_calls"] == [
+        {"id": "call_0", "type": "function",
+         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "call_1", "type": "function",
+         "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}},
+    ]
+    from distillwarden.events.record import extract_response_fields
+
+    fields = extract_response_fields({"choices": [{"message": msg, "finish_reason": "stop"}]})
+    assert fields["response_text"] == (
+        'Let me check. \nget_weather({"city": "Paris"})\nget_time({"tz": "CET"})'
+    )
+
+
+def test_legacy_function_call_and_plain_text_have_no_tool_calls() -> None:
+    asm = StreamAssembler()
+    asm.feed(_delta("just text"))
+    assert "tool_calls" not in asm.message()
+    fc = {"choices": [{"index": 0, "delta": {"function_call": {"name": "f", "arguments": "{}"}}}]}
+    asm.feed(_chunk(fc))
+    assert asm.message()["tool_calls"][0]["function"] == {"name": "f", "arguments": "{}"}

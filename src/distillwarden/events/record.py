@@ -13,12 +13,15 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 __all__ = [
     "extract_request_fields",
     "extract_response_fields",
     "hash_identifier",
     "hash_ip",
     "new_event_id",
+    "tool_calls_text",
 ]
 
 
@@ -66,6 +69,25 @@ def _content_text(content: Any) -> str:
                 parts.append(part)
         return "\n".join(parts)
     return str(content)
+
+
+def tool_calls_text(tool_calls: Any, function_call: Any = None) -> str:
+    """The tool calls of an answer as text for ``response_text``: one ``name(arguments)`` line
+    per call, arguments exactly as the model wrote them (they are model output that a
+    distiller would harvest like any other). ``function_call`` is the legacy single call."""
+    calls = list(tool_calls) if isinstance(tool_calls, list) else []
+    if isinstance(function_call, dict):
+        calls.append({"function": function_call})
+    lines = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict):
+            continue
+        name, args = fn.get("name"), fn.get("arguments")
+        if not isinstance(args, str):
+            args = "" if args is None else orjson.dumps(args).decode()
+        lines.append(f"{name if isinstance(name, str) else ''}({args})")
+    return "\n".join(lines)
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -134,7 +156,9 @@ def extract_response_fields(resp: dict[str, Any] | None) -> dict[str, Any]:
         c0 = choices[0]
         msg = c0.get("message")
         if isinstance(msg, dict):
-            out["response_text"] = _content_text(msg.get("content"))
+            text = _content_text(msg.get("content"))
+            calls = tool_calls_text(msg.get("tool_calls"), msg.get("function_call"))
+            out["response_text"] = f"{text}\n{calls}" if text and calls else text or calls
         elif isinstance(c0.get("text"), str):
             out["response_text"] = c0["text"]
         fr = c0.get("finish_reason")

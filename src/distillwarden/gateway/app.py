@@ -509,7 +509,7 @@ class GatewayApp:
                 )
         latency = time.perf_counter() - t0
         assembled: dict[str, Any] = {
-            "choices": [{"message": {"content": asm.text}, "finish_reason": asm.finish_reason}],
+            "choices": [{"message": asm.message(), "finish_reason": asm.finish_reason}],
             "usage": asm.usage,
         }
         finish_event(

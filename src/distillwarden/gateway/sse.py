@@ -19,11 +19,13 @@ _DONE = b"[DONE]"
 class StreamAssembler:
     """Feed upstream bytes in; get the bytes to forward and the assembled answer out."""
 
-    __slots__ = ("_buf", "_parts", "finish_reason", "usage", "tail", "done", "events")
+    __slots__ = ("_buf", "_parts", "_tools", "finish_reason", "usage", "tail", "done", "events")
 
     def __init__(self) -> None:
         self._buf = b""
         self._parts: list[str] = []
+        # tool calls of the first choice by index: [id, type, name parts, argument parts]
+        self._tools: dict[int, list[Any]] = {}
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.tail = b""
@@ -86,7 +88,15 @@ class StreamAssembler:
                 c0 = choices[0]
                 if isinstance(c0, dict) and not c0.get("index"):
                     delta = c0.get("delta")
-                    text = delta.get("content") if isinstance(delta, dict) else c0.get("text")
+                    if isinstance(delta, dict):
+                        text = delta.get("content")
+                        calls = delta.get("tool_calls")
+                        if calls:
+                            self._tool_deltas(calls)
+                        elif delta.get("function_call"):
+                            self._tool_deltas([{"index": 0, "function": delta["function_call"]}])
+                    else:
+                        text = c0.get("text")
                     if isinstance(text, str) and text:
                         self._parts.append(text)
                     fr = c0.get("finish_reason")
@@ -97,7 +107,48 @@ class StreamAssembler:
                 self.usage = usage
         return False
 
+    def _tool_deltas(self, calls: Any) -> None:
+        """Fragments of streamed tool calls: name and arguments are concatenated per index."""
+        if not isinstance(calls, list):
+            return
+        for call in calls:
+            if not isinstance(call, dict):
+                continue
+            index = call.get("index", 0)
+            slot = self._tools.get(index if isinstance(index, int) else 0)
+            if slot is None:
+                slot = self._tools[index if isinstance(index, int) else 0] = [None, None, [], []]
+            if isinstance(call.get("id"), str):
+                slot[0] = call["id"]
+            if isinstance(call.get("type"), str):
+                slot[1] = call["type"]
+            fn = call.get("function")
+            if isinstance(fn, dict):
+                if isinstance(fn.get("name"), str):
+                    slot[2].append(fn["name"])
+                if isinstance(fn.get("arguments"), str):
+                    slot[3].append(fn["arguments"])
+
     @property
     def text(self) -> str:
         """The first choice's text so far."""
         return "".join(self._parts)
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The first choice's tool calls so far, assembled as a non-streamed message has them."""
+        return [
+            {
+                "id": call_id,
+                "type": kind or "function",
+                "function": {"name": "".join(names), "arguments": "".join(args)},
+            }
+            for _, (call_id, kind, names, args) in sorted(self._tools.items())
+        ]
+
+    def message(self) -> dict[str, Any]:
+        """The first choice's assembled message: ``content`` and, when any, ``tool_calls``."""
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self._tools:
+            msg["tool_calls"] = self.tool_calls
+        return msg
