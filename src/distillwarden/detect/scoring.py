@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from distillwarden.embeddings import MAX_TOKENS
+
 from .calibration import TailCalibrator, cauchy_combine
 from .combination import COMBINATIONS, KnnCombiner, combine_marginal, either, one_sided_scores
 from .embedding_signals import (
@@ -105,7 +107,7 @@ def _stable_folds(org_ids: Sequence[str], k: int) -> np.ndarray:
     return folds
 
 
-_MAX_CHARS = 1000
+_MAX_CHARS = 600  # about MAX_TOKENS word pieces of English
 
 
 def _default_embedder(texts: Sequence[str]) -> np.ndarray:
@@ -119,7 +121,7 @@ def _persistent_embedder(directory: Path) -> Callable[[Sequence[str]], np.ndarra
     which embeds the same column with the same truncation)."""
     from distillwarden.evaluate.embedding_cache import EmbeddingCache as DiskCache
 
-    disk = DiskCache(directory, _default_embedder, name=f"minilm-{_MAX_CHARS}")
+    disk = DiskCache(directory, _default_embedder, name=f"minilm-{MAX_TOKENS}t-{_MAX_CHARS}")
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         return np.asarray(disk.embed(list(texts)), dtype=np.float32)

@@ -33,6 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillwarden.embeddings import MAX_TOKENS
+
 from .embedding_cache import EmbeddingCache, text_key
 
 __all__ = ["MMDBaselineDetector", "mixture_kernel", "unbiased_mmd2"]
@@ -133,7 +135,7 @@ class MMDBaselineDetector:
                     return embed_texts(list(texts), max_chars=self.max_chars)
 
             self._cache_obj = EmbeddingCache(self.cache_dir, embedder,
-                                             name=f"minilm-{self.max_chars}")
+                                             name=f"minilm-{MAX_TOKENS}t-{self.max_chars}")
         return self._cache_obj
 
     def _texts(self, events: pa.Table) -> list[str]:
