@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distillwarden.config import Settings, load_settings
 from distillwarden.events.reader import read_events
 from distillwarden.gateway.app import GatewayApp, create_app
+from distillwarden.gateway.server import http_protocol
 from distillwarden.store import services
 from distillwarden.store.db import make_engine, make_sessionmaker, session_scope
 from distillwarden.store.migrate import upgrade_database
@@ -52,12 +53,12 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving an ASGI app from a daemon thread."""
 
-    def __init__(self, app: Any, port: int) -> None:
+    def __init__(self, app: Any, port: int, http: Any = "httptools") -> None:
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=port,
-            http="httptools",
+            http=http,
             loop="uvloop",
             lifespan="on",
             access_log=False,
@@ -232,7 +233,7 @@ def gateway(
     settings = make_settings(data_dir, upstream[1], free_port())
     upgrade_database(settings.effective_database_url)
     app = create_app(settings, body_timeout_s=1.0)
-    server = ServerThread(app, settings.port)
+    server = ServerThread(app, settings.port, http=http_protocol())  # as `distillwarden serve`
     server.start()
     harness = Harness(settings, app, upstream[0])
     yield harness

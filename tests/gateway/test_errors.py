@@ -237,3 +237,29 @@ def test_server_survives_garbage_on_the_socket(gateway: Harness, acct: Account) 
         s.sendall(b"\x00\x01GARBAGE / HTTP/9.9\r\n\r\n")
         s.recv(1024)
     assert gateway.chat(acct).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x00\x01garbage\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["binary", "header-without-colon", "bad-chunk-size"],
+)
+def test_requests_the_http_parser_rejects_get_an_openai_shaped_400(
+    gateway: Harness, acct: Account, raw: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", gateway.settings.port), timeout=5) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in head.lower()
+    err = orjson.loads(body)["error"]
+    assert err["code"] == "invalid_http_request" and err["type"] == "invalid_request_error"
+    assert gateway.chat(acct).status_code == 200  # the server is unharmed

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
-from ..config import Settings
+import functools
+from typing import Any
 
-__all__ = ["run_server"]
+from ..config import Settings
+from .errors import error_body
+
+__all__ = ["http_protocol", "run_server"]
+
+_INVALID_HTTP = error_body(
+    400, "the request is not valid HTTP/1.1 and could not be parsed", "invalid_http_request"
+)
+
+
+@functools.cache
+def http_protocol() -> type[Any]:
+    """uvicorn's httptools protocol, except that requests its parser rejects (bad request
+    line, malformed header, invalid chunked encoding) get an OpenAI-shaped JSON 400 like
+    every other error instead of uvicorn's plain-text one."""
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+    class GatewayHttpProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        def send_400_response(self, msg: str) -> None:
+            content = [STATUS_LINE[400]]
+            for name, value in self.server_state.default_headers:
+                content.extend([name, b": ", value, b"\r\n"])
+            content.extend([
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(_INVALID_HTTP)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n",
+                b"\r\n",
+                _INVALID_HTTP,
+            ])
+            self.transport.write(b"".join(content))
+            self.transport.close()
+
+    return GatewayHttpProtocol
 
 
 def run_server(settings: Settings, *, body_timeout_s: float = 30.0, migrate: bool = True) -> None:
-    """Serve ``settings`` until interrupted (httptools, uvloop, no access log)."""
+    """Serve ``settings`` until interrupted (httptools with OpenAI-shaped parser errors,
+    uvloop, no access log)."""
     import uvicorn
 
     from .app import create_app
@@ -20,7 +54,7 @@ def run_server(settings: Settings, *, body_timeout_s: float = 30.0, migrate: boo
         app,
         host=settings.host,
         port=settings.port,
-        http="httptools",
+        http=http_protocol(),
         loop="uvloop",
         lifespan="on",
         access_log=False,
