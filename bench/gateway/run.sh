@@ -32,6 +32,17 @@ echo "[run.sh] LiteLLM pass" >&2
 OUT="$WORK/litellm" bash "$HARNESS/run_bench.sh"
 
 echo "[run.sh] distillwarden pass" >&2
+# Spool conversion runs in short-lived child processes that the harness's per-point process
+# tree (taken when a point starts) does not follow; their CPU time and peak RSS are read from
+# the gateway's /metrics (scraped every 2 s from the load generator's core) and reported
+# beside the harness's figures by summarize.py.
+METRICS="$WORK/gateway_metrics.txt"
+( while sleep 2; do
+    taskset -c "${LOADGEN_CPUS:-0}" curl -sf "http://127.0.0.1:$GATEWAY_PORT/metrics" \
+      -o "$METRICS.tmp" 2>/dev/null && mv "$METRICS.tmp" "$METRICS"
+  done ) &
+SCRAPER=$!
+trap 'kill $SCRAPER 2>/dev/null || true' EXIT
 OUT="$WORK/distillwarden" \
 GATEWAY_NAME=distillwarden \
 GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT/v1" \
@@ -40,5 +51,6 @@ GATEWAY_KEY="$KEY" \
 GATEWAY_CMD="nice -n ${NICE:--10} taskset -c ${SERVER_CPUS:-1} $DW_BIN serve --config $DATA/gateway.yaml" \
   bash "$HARNESS/run_bench.sh"
 
+kill "$SCRAPER" 2>/dev/null || true
 python "$HERE/summarize.py" --litellm "$WORK/litellm" --distillwarden "$WORK/distillwarden" \
-  --events "$DATA/events" --out "$REPO/bench/results/gateway.json"
+  --events "$DATA/events" --metrics "$METRICS" --out "$REPO/bench/results/gateway.json"
