@@ -5,7 +5,12 @@ and the processor's own share of the time measured inside generate), perplexity 
 outputs under the unwatermarked model, output length and max-length hits, and attribution
 of each watermarked output among 10,000 account keys at family-wise error 1e-6.
 
-Run: python bench/watermark/real_model.py [--prompts 8 --max-new-tokens 200]
+Each seed gives one plain and one watermarked batch over the same prompts. Length and
+perplexity ratios come with 95% bootstrap intervals that resample prompts (all seeds of a
+prompt together); with two seeds or more the plain-vs-plain ratio between seeds shows how
+far sampling noise alone moves the length.
+
+Run: python bench/watermark/real_model.py [--prompts 24 --max-new-tokens 300 --seeds 1 2]
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from transformers import LogitsProcessorList  # noqa: E402
 
 from distillwarden.upstream.model import load_local_model  # noqa: E402
 from distillwarden.watermark.config import derive_account_key  # noqa: E402
-from distillwarden.watermark.detect import attribute_tokens  # noqa: E402
+from distillwarden.watermark.detect import attribute_tokens, prepare_pairs  # noqa: E402
 from distillwarden.watermark.licence import config_for_tokenizer  # noqa: E402
 from distillwarden.watermark.processor import AccountWatermarkLogitsProcessor  # noqa: E402
 
@@ -61,26 +66,51 @@ def prompts(n: int) -> list[str]:
     return wanted[:n]
 
 
-def nll(model: Any, ids: torch.Tensor, attn: torch.Tensor, start: int) -> tuple[float, int]:
-    """Summed negative log-likelihood of tokens after ``start`` (and their count)."""
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
-    target = ids[:, 1:]
-    lp = torch.log_softmax(logits, -1).gather(-1, target[..., None])[..., 0]
-    mask = attn[:, 1:].bool().clone()
-    mask[:, : start - 1] = False
-    return float(-(lp * mask).sum()), int(mask.sum())
+def nll(
+    model: Any, ids: torch.Tensor, attn: torch.Tensor, start: int, chunk: int = 6
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row summed negative log-likelihood of tokens after ``start``, and their counts
+    (rows in chunks, so the (rows × length × vocabulary) logits stay small)."""
+    sums, counts = [], []
+    for a in range(0, ids.shape[0], chunk):
+        x, m = ids[a : a + chunk], attn[a : a + chunk]
+        with torch.no_grad():
+            logits = model(input_ids=x, attention_mask=m).logits[:, :-1].float()
+        lp = logits.gather(-1, x[:, 1:, None])[..., 0] - torch.logsumexp(logits, -1)
+        mask = m[:, 1:].bool().clone()
+        mask[:, : start - 1] = False
+        sums.append((-(lp * mask).sum(1)).double().numpy())
+        counts.append(mask.sum(1).numpy())
+    return np.concatenate(sums), np.concatenate(counts)
+
+
+def bootstrap(
+    stat: Any, n_prompts: int, n_boot: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of ``stat(prompt_indices)`` over prompts resampled with
+    replacement (a prompt's outputs under every seed stay together)."""
+    rng = np.random.default_rng(seed)
+    vals = [stat(rng.integers(0, n_prompts, n_prompts)) for _ in range(n_boot)]
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=200)
+    ap.add_argument("--prompts", type=int, default=24)
+    ap.add_argument("--max-new-tokens", type=int, default=300)
     ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=8, help="rows per generate call")
     ap.add_argument("--keys", type=int, default=10_000)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument(
+        "--plain-bias",
+        action="store_true",
+        help="also generate with the version-1 bias (length_neutral off) for comparison",
+    )
     ap.add_argument("--save", default=None, help="write the watermarked outputs here (JSONL)")
+    ap.add_argument("--dry-run", action="store_true", help="print, do not write the results")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -89,19 +119,28 @@ def main() -> None:
     tok.padding_side = "left"
     cfg = config_for_tokenizer(tok)
     texts = prompts(args.prompts)
+    n = len(texts)
     chats = [
         tok.apply_chat_template(
             [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
         )
         for p in texts
     ]
-    enc = tok(chats, return_tensors="pt", padding=True, add_special_tokens=False)
     accounts = [f"acct-{i:05d}" for i in range(args.keys)]
     keys = {a: derive_account_key(MASTER, a) for a in accounts}
-    truth = accounts[: len(texts)]
+    truth = accounts[:n]
+    # rows decoded together, as the local model server does (its default max_batch is 8)
+    batches = [list(range(a, min(n, a + args.batch))) for a in range(0, n, args.batch)]
+    encs = [
+        tok([chats[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
+        for rows in batches
+    ]
+    prompt_ids = [
+        e.input_ids[j][e.attention_mask[j].bool()].tolist()
+        for e in encs
+        for j in range(e.input_ids.shape[0])
+    ]
     gen_kwargs = dict(
-        input_ids=enc.input_ids,
-        attention_mask=enc.attention_mask,
         do_sample=True,
         temperature=args.temperature,
         top_p=1.0,
@@ -109,131 +148,241 @@ def main() -> None:
         eos_token_id=list(lm.eos_token_ids),
         pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else lm.eos_token_ids[0],
     )
-    results: dict[str, Any] = {}
-    for name in ("plain", "watermarked", "plain_repeat", "watermarked_repeat"):
-        proc = TimedProcessor(cfg, [keys[a] for a in truth]) if name.startswith("water") else None
-        torch.manual_seed(args.seed)
-        t = time.perf_counter()
-        with torch.no_grad():
-            out = model.generate(
-                **gen_kwargs,
-                logits_processor=LogitsProcessorList([proc]) if proc else None,
-            )
-        wall = time.perf_counter() - t
-        steps = out.shape[1] - enc.input_ids.shape[1]
-        results[name] = {
-            "out": out,
-            "wall": wall,
-            "steps": steps,
-            "proc_s": proc.seconds if proc else 0.0,
-        }
-        print(f"{name}: {steps} steps x {len(texts)} rows in {wall:.1f}s", flush=True)
-        if time.time() - t0 > 480 and name == "watermarked":
-            break  # keep the run near ten minutes on a loaded machine
-    plen = enc.input_ids.shape[1]
     eos = set(lm.eos_token_ids)
-    summary: dict[str, Any] = {}
-    for name in ("plain", "watermarked"):
-        r = results[name]
-        gen = r["out"][:, plen:]
-        lengths, hits, ids_list = [], 0, []
-        for row in gen.tolist():
-            n = next((i for i, x in enumerate(row) if x in eos), None)
-            ids_list.append(row if n is None else row[:n])
-            lengths.append(len(row) if n is None else n)
-            hits += n is None
-        full = r["out"]
-        attn = torch.cat([enc.attention_mask, torch.ones_like(gen)], dim=1)
-        for i, ln in enumerate(lengths):
-            attn[i, plen + ln + 1 :] = 0  # keep the EOS token, drop padding after it
-        s, c = nll(model, full, attn, plen)
-        summary[name] = {
-            "mean_length": float(np.mean(lengths)),
-            "max_length_hits": hits,
-            "ppl": math.exp(s / c),
-            "tokens_scored_for_ppl": c,
-            "ids": ids_list,
+    configs = {"watermarked": cfg}
+    if args.plain_bias:
+        configs["plain_bias"] = cfg.with_settings({"length_neutral": False})
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    for seed in args.seeds:
+        for name in ("plain", *configs):
+            wall = proc_s = 0.0
+            steps = 0
+            lengths: list[int] = []
+            ids_list: list[list[int]] = []
+            nll_s, nll_c = [], []
+            torch.manual_seed(seed)
+            for rows, enc in zip(batches, encs, strict=True):
+                proc = (
+                    TimedProcessor(configs[name], [keys[truth[i]] for i in rows])
+                    if name in configs
+                    else None
+                )
+                t = time.perf_counter()
+                with torch.no_grad():
+                    out = model.generate(
+                        input_ids=enc.input_ids,
+                        attention_mask=enc.attention_mask,
+                        **gen_kwargs,
+                        logits_processor=LogitsProcessorList([proc]) if proc else None,
+                    )
+                wall += time.perf_counter() - t
+                proc_s += proc.seconds if proc else 0.0
+                plen = enc.input_ids.shape[1]
+                gen = out[:, plen:]
+                steps += gen.shape[1] * len(rows)
+                chunk_lengths = []
+                for row in gen.tolist():
+                    k = next((i for i, x in enumerate(row) if x in eos), None)
+                    ids_list.append(row if k is None else row[:k])
+                    chunk_lengths.append(len(row) if k is None else k)
+                lengths += chunk_lengths
+                attn = torch.cat([enc.attention_mask, torch.ones_like(gen)], dim=1)
+                for i, ln in enumerate(chunk_lengths):
+                    attn[i, plen + ln + 1 :] = 0  # keep the EOS token, drop padding after it
+                s_, c_ = nll(model, out, attn, plen)
+                nll_s.append(s_)
+                nll_c.append(c_)
+            s, c = np.concatenate(nll_s), np.concatenate(nll_c)
+            distinct = [
+                prepare_pairs(ids, cfg.context_width, exclude_tokens=cfg.special_token_ids).count
+                for ids in ids_list
+            ]
+            runs[(name, seed)] = {
+                "distinct_pairs": np.array(distinct),
+                "wall": wall,
+                "token_slots": steps,
+                "proc_s": proc_s,
+                "lengths": np.array(lengths),
+                "hit_limit": np.array([ln >= args.max_new_tokens for ln in lengths]),
+                "ids": ids_list,
+                "nll": s,
+                "nll_tokens": c,
+            }
+            print(
+                f"seed {seed} {name}: {n} rows in {wall:.1f}s, "
+                f"mean length {np.mean(lengths):.1f} ({time.time() - t0:.0f}s so far)",
+                flush=True,
+            )
+    seeds = args.seeds
+
+    def stacked(name: str, field: str) -> np.ndarray:
+        """``(seeds, prompts)`` array of a per-row figure."""
+        return np.stack([runs[(name, s)][field] for s in seeds])
+
+    len_p = stacked("plain", "lengths")
+    nll_p, cnt_p = stacked("plain", "nll"), stacked("plain", "nll_tokens")
+    every = np.arange(n)
+
+    def compare(name: str) -> dict[str, Any]:
+        """Length, max-length hits, perplexity and repetition of ``name`` against plain."""
+        len_w = stacked(name, "lengths")
+        nll_w, cnt_w = stacked(name, "nll"), stacked(name, "nll_tokens")
+
+        def length_ratio(idx: np.ndarray) -> float:
+            return float(len_w[:, idx].mean() / len_p[:, idx].mean())
+
+        def ppl_ratio_of(idx: np.ndarray) -> float:
+            pw = nll_w[:, idx].sum() / cnt_w[:, idx].sum()
+            pp = nll_p[:, idx].sum() / cnt_p[:, idx].sum()
+            return float(math.exp(pw - pp))
+
+        row_ratio = np.exp(nll_w / cnt_w - nll_p / cnt_p)
+        return {
+            "mean_length": float(len_w.mean()),
+            "length_ratio": length_ratio(every),
+            "length_ratio_ci95": list(bootstrap(length_ratio, n)),
+            "per_seed_length_ratio": [
+                float(len_w[i].mean() / len_p[i].mean()) for i in range(len(seeds))
+            ],
+            "max_length_hits": int(stacked(name, "hit_limit").sum()),
+            "ppl": math.exp(nll_w.sum() / cnt_w.sum()),
+            "ppl_ratio": ppl_ratio_of(every),
+            "ppl_ratio_ci95": list(bootstrap(ppl_ratio_of, n)),
+            "ppl_ratio_median_per_output": float(np.median(row_ratio)),
+            "mean_distinct_pairs": float(stacked(name, "distinct_pairs").mean()),
+            "lengths": len_w.tolist(),
+        }
+
+    main_cmp = compare("watermarked")
+    ppl_plain = math.exp(nll_p.sum() / cnt_p.sum())
+    noise: dict[str, Any] = {}
+    if len(seeds) >= 2:
+
+        def seed_ratio(idx: np.ndarray) -> float:
+            return float(len_p[1, idx].mean() / len_p[0, idx].mean())
+
+        noise = {
+            "plain_seed_vs_seed_length_ratio": seed_ratio(every),
+            "plain_seed_vs_seed_length_ratio_ci95": list(bootstrap(seed_ratio, n)),
         }
     if args.save:
         with open(args.save, "w") as fh:
-            for i, ids in enumerate(summary["watermarked"]["ids"]):
-                row = {"account": truth[i], "prompt": texts[i], "text": tok.decode(ids)}
-                fh.write(json.dumps(row) + "\n")
+            for s in seeds:
+                for i, ids in enumerate(runs[("watermarked", s)]["ids"]):
+                    row = {"account": truth[i], "seed": s, "prompt": texts[i]}
+                    fh.write(json.dumps({**row, "text": tok.decode(ids)}) + "\n")
     # attribution of each watermarked output among all keys
     correct = 0
     per_text = []
-    for i, ids in enumerate(summary["watermarked"]["ids"]):
-        prompt_ids = enc.input_ids[i][enc.attention_mask[i].bool()].tolist()
-        r = attribute_tokens(ids, keys, cfg, prompt_ids=prompt_ids, alpha=1e-6, top=2)
-        ok = (
-            r.ranked[0].account == truth[i]
-            and r.ranked[0].attributed
-            and not r.ranked[1].attributed
-        )
-        correct += ok
-        per_text.append(
-            {
-                "tokens": len(ids),
-                "scored": r.scored_tokens,
-                "log10_p_holm": r.ranked[0].log10_p_holm,
-                "correct": ok,
-                "green_fraction": r.ranked[0].green_tokens / max(1, r.scored_tokens),
-            }
-        )
+    for s in seeds:
+        for i, ids in enumerate(runs[("watermarked", s)]["ids"]):
+            r = attribute_tokens(ids, keys, cfg, prompt_ids=prompt_ids[i], alpha=1e-6, top=2)
+            ok = (
+                r.ranked[0].account == truth[i]
+                and r.ranked[0].attributed
+                and not r.ranked[1].attributed
+            )
+            correct += ok
+            per_text.append(
+                {
+                    "seed": s,
+                    "prompt": i,
+                    "tokens": len(ids),
+                    "scored": r.scored_tokens,
+                    "log10_p_holm": r.ranked[0].log10_p_holm,
+                    "correct": ok,
+                    "wrong_account_attributed": any(
+                        a.attributed and a.account != truth[i] for a in r.ranked
+                    ),
+                    "green_fraction": r.ranked[0].green_tokens / max(1, r.scored_tokens),
+                }
+            )
+    n_texts = len(per_text)
     plain_clean = [
         attribute_tokens(ids, keys, cfg, alpha=1e-6, top=1).attributed != []
-        for ids in summary["plain"]["ids"]
+        for s in seeds
+        for ids in runs[("plain", s)]["ids"]
     ]
 
-    def tps(name: str) -> float:
-        r = results[name]
-        return r["steps"] * len(texts) / r["wall"]
+    def tps(name: str, s: int) -> float:
+        r = runs[(name, s)]
+        return float(r["token_slots"] / r["wall"])
 
-    pairs = [("plain", "watermarked")]
-    if "watermarked_repeat" in results:
-        pairs.append(("plain_repeat", "watermarked_repeat"))
-    wall_ratios = [tps(w) / tps(p) for p, w in pairs]
-    wm_runs = [results[w] for _, w in pairs]
+    wall_ratios = [tps("watermarked", s) / tps("plain", s) for s in seeds]
+    wm_runs = [runs[("watermarked", s)] for s in seeds]
     accounting = float(np.mean([1 - r["proc_s"] / r["wall"] for r in wm_runs]))
-    ppl_ratio = summary["watermarked"]["ppl"] / summary["plain"]["ppl"]
-    out = {
+    len_ratio = main_cmp["length_ratio"]
+    ppl_ratio = main_cmp["ppl_ratio"]
+    result = {
         "model": "SmolLM2-135M-Instruct (CPU, float32)",
-        "device": f"cpu, {args.threads} torch threads, shared machine",
-        "prompts": len(texts),
+        "device": f"cpu, {args.threads} torch thread(s), shared machine",
+        "batch": args.batch,
+        "prompts": n,
+        "seeds": seeds,
+        "outputs_per_condition": n * len(seeds),
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
-        "config": {"gamma": cfg.gamma, "delta": cfg.delta, "context_width": cfg.context_width},
-        "tokens_per_s_plain": [tps(p) for p, _ in pairs],
-        "tokens_per_s_watermarked": [tps(w) for _, w in pairs],
+        "config": {
+            "gamma": cfg.gamma,
+            "delta": cfg.delta,
+            "context_width": cfg.context_width,
+            "length_neutral": cfg.length_neutral,
+            "special_token_ids": list(cfg.special_token_ids),
+            "version": cfg.version,
+        },
+        "tokens_per_s_plain": [tps("plain", s) for s in seeds],
+        "tokens_per_s_watermarked": [tps("watermarked", s) for s in seeds],
         "wall_clock_ratio": wall_ratios,
         "processor_share_of_generate_time": [r["proc_s"] / r["wall"] for r in wm_runs],
         "logits_overhead_ratio_accounting": accounting,
-        "ppl_plain": summary["plain"]["ppl"],
-        "ppl_watermarked": summary["watermarked"]["ppl"],
+        "ppl_plain": ppl_plain,
+        "ppl_watermarked": main_cmp["ppl"],
+        "ppl_ratio": ppl_ratio,
+        "ppl_ratio_ci95": main_cmp["ppl_ratio_ci95"],
+        "ppl_ratio_median_per_output": main_cmp["ppl_ratio_median_per_output"],
         "ppl_reference": "the same model without the watermark (teacher-forced on the outputs)",
-        "mean_length_plain": summary["plain"]["mean_length"],
-        "mean_length_watermarked": summary["watermarked"]["mean_length"],
-        "max_length_hits_plain": summary["plain"]["max_length_hits"],
-        "max_length_hits_watermarked": summary["watermarked"]["max_length_hits"],
+        "mean_length_plain": float(len_p.mean()),
+        "mean_length_watermarked": main_cmp["mean_length"],
+        "length_ratio": len_ratio,
+        "length_ratio_ci95": main_cmp["length_ratio_ci95"],
+        "per_seed_length_ratio": main_cmp["per_seed_length_ratio"],
+        "lengths_plain": len_p.tolist(),
+        "lengths_watermarked": main_cmp["lengths"],
+        "max_length_hits_plain": int(stacked("plain", "hit_limit").sum()),
+        "max_length_hits_watermarked": main_cmp["max_length_hits"],
+        "mean_distinct_pairs_plain": float(stacked("plain", "distinct_pairs").mean()),
+        "mean_distinct_pairs_watermarked": main_cmp["mean_distinct_pairs"],
+        **noise,
         "attribution_keys": args.keys,
-        "attribution_accuracy": correct / len(texts),
-        "attribution_wilson_99": list(wilson(correct, len(texts))),
+        "attribution_correct": correct,
+        "attribution_texts": n_texts,
+        "attribution_accuracy": correct / n_texts,
+        "attribution_wilson_99": list(wilson(correct, n_texts)),
+        "wrong_account_attributions": int(sum(t["wrong_account_attributed"] for t in per_text)),
         "attribution_per_text": per_text,
         "unwatermarked_outputs_attributed": int(sum(plain_clean)),
         "seconds": time.time() - t0,
     }
+    if "plain_bias" in configs:
+        result["version_1_plain_bias"] = compare("plain_bias")
+    shown = {k: v for k, v in result.items() if not k.startswith(("attribution_per", "lengths_"))}
+    print(json.dumps(shown, indent=2))
+    if "version_1_plain_bias" in result:
+        v1 = {k: v for k, v in result["version_1_plain_bias"].items() if k != "lengths"}
+        print("version-1 plain bias:", json.dumps(v1, indent=2))
+    if args.dry_run:
+        return
     merge_results(
         "real_model",
-        out,
+        result,
         top={
             "logits_overhead_ratio": accounting,
             "logits_overhead_ratio_wall_clock": float(np.mean(wall_ratios)),
             "ppl_ratio": ppl_ratio,
-            "length_ratio": summary["watermarked"]["mean_length"] / summary["plain"]["mean_length"],
-            "real_model_attribution_acc": correct / len(texts),
+            "length_ratio": len_ratio,
+            "real_model_attribution_acc": correct / n_texts,
         },
     )
-    print(json.dumps({k: v for k, v in out.items() if k != "attribution_per_text"}, indent=2))
 
 
 if __name__ == "__main__":
