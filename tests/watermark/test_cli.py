@@ -239,3 +239,14 @@ def test_lexical_apply_and_detect(tmp_path: Path) -> None:
     plain = json.loads(runner.invoke(app, [*det[:2], str(tmp_path / "plain.txt"), *det[2:]]).stdout)
     assert marked["verdict"] == "watermarked" and marked["matches"] == marked["sites"]
     assert plain["verdict"] == "no_watermark"
+
+
+def test_config_command_writes_version_2_with_length_neutrality(tok_dir: Path) -> None:
+    r = runner.invoke(app, ["watermark", "config", "--tokenizer", str(tok_dir)])
+    assert r.exit_code == 0, r.output
+    cfg = WatermarkConfig.from_json(r.output)
+    assert cfg.version == 2 and cfg.length_neutral and cfg.special_token_ids == (0,)  # unk
+    r = runner.invoke(
+        app, ["watermark", "config", "--tokenizer", str(tok_dir), "--no-length-neutral"]
+    )
+    assert r.exit_code == 0 and not WatermarkConfig.from_json(r.output).length_neutral

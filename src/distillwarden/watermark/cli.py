@@ -555,12 +555,19 @@ def make_config(
     gamma: Annotated[float, typer.Option(help="green fraction of the vocabulary")] = 0.25,
     delta: Annotated[float, typer.Option(help="logit bias added to green tokens")] = 2.0,
     context_width: Annotated[int, typer.Option(help="context window h (tokens)")] = 2,
+    length_neutral: Annotated[
+        bool, typer.Option(help="keep EOS and special tokens at their unbiased probability")
+    ] = True,
 ) -> None:
     """Print the watermark config JSON for a tokenizer (with its self-test vector)."""
     tok = _load_tokenizer(tokenizer)
     try:
         cfg = WatermarkConfig.for_tokenizer(
-            tok, gamma=gamma, delta=delta, context_width=context_width
+            tok,
+            gamma=gamma,
+            delta=delta,
+            context_width=context_width,
+            length_neutral=length_neutral,
         )
     except ValueError as exc:
         raise _fail(str(exc)) from exc
