@@ -70,3 +70,29 @@ def test_linkage_scales_without_all_pairs(benign_prompts: list[str]) -> None:
     HydraLinker().link(feats, t.accounts_table())
     assert time.perf_counter() - start < 120
     assert np.isfinite(start)
+
+
+def test_components_of_one_operator_merge_on_pooled_evidence(
+    benign_prompts: list[str],
+) -> None:
+    # two groups, each linked inside by its own card; across the groups no pair of accounts
+    # has enough evidence (a shared network weighs 4 < 4.5, the channel is capped at 0 for
+    # pairs), but the groups as wholes share the network and the channel: one operator
+    from datetime import timedelta
+
+    from .conftest import T0
+
+    t = TrafficBuilder(5)
+    for g in ("A", "B"):
+        for j in range(3):
+            day = {"A": 0, "B": 3}[g] + j
+            t.account(f"{g}{j}", benign_prompts, n=12, start=T0 + timedelta(days=day),
+                      ip_net="net_shared" if j < 2 else None, payment=f"card_{g}",
+                      channel="reseller:x")
+    feats = request_features(t.events())
+    linker = HydraLinker(threshold=4.5, channel_cap=0.0)
+    clusters = linker.link(feats, t.accounts_table())
+    assert [sorted(c.members) for c in clusters] == [["A0", "A1", "A2", "B0", "B1", "B2"]]
+    alone = HydraLinker(threshold=4.5, channel_cap=0.0, attach=False).link(
+        feats, t.accounts_table())
+    assert sorted(sorted(c.members) for c in alone) == [["A0", "A1", "A2"], ["B0", "B1", "B2"]]

@@ -10,7 +10,8 @@ Timing and embedding evidence is graded: sharing more of an account's MinHash / 
 is rarer among benign pairs and weighs more (the weight per number of bands shared is learned
 like the others). The reseller channel is supporting evidence capped at ``channel_cap``.
 Accounts left alone after linking are attached to a cluster when their evidence against the
-cluster's pooled tokens reaches the threshold. Content evidence (shared templates,
+cluster's pooled tokens reaches the threshold, and clusters whose pooled tokens link them are
+merged (``attach=True`` does both). Content evidence (shared templates,
 near-duplicate fingerprints, embedding centroids) is
 correlated with itself and is shared by unrelated operators who copy the same public
 template, so together it counts as one kind capped at ``content_cap``: content supports a
@@ -380,6 +381,7 @@ class HydraLinker:
         _ncomp, labels = connected_components(graph, directed=False)
         if self.attach:
             labels = self._attach(labels, groups, n, tau)
+            labels = self._merge(labels, groups, n, tau)
         sizes = np.bincount(labels)
         return self._clusters(orgs, labels, sizes, tokens, edge_w, tau)
 
@@ -433,6 +435,47 @@ class HydraLinker:
         for acc_i, (_t, cl_i) in best.items():
             out[acc_i] = cl_i
         return out
+
+    def _merge(
+        self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float
+    ) -> np.ndarray:
+        """Merge clusters whose pooled evidence links them: the tokens held by at least two
+        members of each (one for a two-member cluster), weighed like ``_attach`` does. One
+        operator's accounts often form several components that no single pair of accounts
+        joins, though the groups plainly share a payment card, a network or a channel."""
+        sizes = np.bincount(labels, minlength=n)
+        if (np.bincount(labels[sizes[labels] >= 2]) > 0).sum() < 2:
+            return labels
+        kind_code = {k: c for c, k in enumerate(KINDS)}
+        rows_a: list[np.ndarray] = []
+        rows_b: list[np.ndarray] = []
+        rows_k: list[np.ndarray] = []
+        for kind, _v, members in groups:
+            labs = labels[members]
+            keep = sizes[labs] >= 2
+            if keep.sum() < 2:
+                continue
+            cl_ids, cl_counts = np.unique(labs[keep], return_counts=True)
+            cl_ids = cl_ids[cl_counts >= np.minimum(2, sizes[cl_ids])]
+            if len(cl_ids) < 2:
+                continue
+            i, j = np.triu_indices(len(cl_ids), 1)
+            rows_a.append(cl_ids[i])
+            rows_b.append(cl_ids[j])
+            rows_k.append(np.full(len(i), kind_code[kind], np.int64))
+        if not rows_a:
+            return labels
+        key = (np.concatenate(rows_a) * n + np.concatenate(rows_b)) * len(KINDS) + \
+            np.concatenate(rows_k)
+        uniq, counts = np.unique(key, return_counts=True)
+        upair, inv = np.unique(uniq // len(KINDS), return_inverse=True)
+        total = self._pair_weight(uniq % len(KINDS), counts, inv, len(upair), capped=False)
+        strong = upair[total >= tau]
+        if not len(strong):
+            return labels
+        graph = coo_matrix((np.ones(len(strong)), (strong // n, strong % n)), shape=(n, n))
+        _ncomp, merged = connected_components(graph, directed=False)
+        return np.asarray(merged[labels])
 
     def _clusters(
         self,
