@@ -33,7 +33,8 @@ logprobs            bool                       logprobs requested
 top_logprobs        int32
 stream              bool
 has_tools           bool                       tools / functions in the request
-response_text       string                     assembled text of the first choice
+response_text       string                     assembled text of the first choice, then its
+                                               tool calls, one ``name(arguments)`` line each
 finish_reason       string
 prompt_tokens       int32
 completion_tokens   int32
