@@ -1,6 +1,7 @@
-"""Keep the gateway's resident memory flat: after the event writer converts a spool into a
-Parquet segment (a burst of short-lived Python and Arrow objects), hand the freed heap back
-to the operating system instead of keeping it mapped."""
+"""Keep the gateway's resident memory flat: after each new Parquet segment, hand freed heap
+back to the operating system instead of keeping it mapped. With the gateway's default
+child-process conversion there is little to give back; with ``event_conversion="thread"``
+the conversion's burst of short-lived Python and Arrow objects is returned this way."""
 
 from __future__ import annotations
 
