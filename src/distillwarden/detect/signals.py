@@ -33,6 +33,8 @@ SHARE_SIGNALS = tuple("share_" + f[2:] for f in BOOL_FEATURES)
 #: a request that follows the account's previous one this closely was sent by a program
 #: (a person reads an answer before asking again)
 MACHINE_GAP_S = 5.0
+#: ... in a run of at least this many such requests
+MACHINE_RUN = 5
 #: window for the peak request count
 PEAK_WINDOW_MIN = 5
 
@@ -45,7 +47,8 @@ SIGNAL_DESCRIPTIONS: dict[str, str] = {
     "timing_regularity": "-ln(coefficient of variation of inter-arrival gaps): machine pacing",
     "peak_rate": f"log10 of the most requests in any {PEAK_WINDOW_MIN}-minute window",
     "pacing_mix": "share of the account's minority pacing mode: requests sent by a program "
-    f"(< {MACHINE_GAP_S:g} s after the previous one) inside human-paced traffic, or the "
+    f"(runs of >= {MACHINE_RUN} requests < {MACHINE_GAP_S:g} s apart) inside human-paced "
+    "traffic, or the "
     "reverse; a second traffic source hidden in a product's traffic",
     "hour_entropy": "entropy (bits) of the hour-of-day histogram: round-the-clock activity",
     "night_share": "share of requests between 00:00 and 06:00 in the account's region hours (UTC)",
@@ -126,6 +129,19 @@ WITH f AS (
                INTERVAL {PEAK_WINDOW_MIN} MINUTES PRECEDING AND CURRENT ROW) AS in_window
     FROM feats LEFT JOIN acc ON feats.org_id = acc.org_id
 ),
+fr AS (
+    SELECT *, coalesce(gap_us < {int(MACHINE_GAP_S * 1e6)}, false) AS rapid,
+           sum(CASE WHEN coalesce(gap_us < {int(MACHINE_GAP_S * 1e6)}, false) THEN 0 ELSE 1 END)
+               OVER (PARTITION BY org_id ORDER BY ts, event_id) AS run_id
+    FROM f
+),
+fm AS (
+    -- a request sent by a program: part of a sustained run of rapid requests (a pair of
+    -- calls for one user action is not a run)
+    SELECT *, rapid AND count(*) FILTER (WHERE rapid) OVER (PARTITION BY org_id, run_id)
+                  >= {MACHINE_RUN} AS machine
+    FROM fr
+),
 hours AS (
     SELECT org_id, count(DISTINCT date_trunc('hour', ts)) AS active_hours FROM f GROUP BY org_id
 )
@@ -141,8 +157,7 @@ SELECT
     CASE WHEN count(gap_us) >= 5 AND avg(gap_us) > 0
          THEN -ln(coalesce(stddev_pop(gap_us), 0) / avg(gap_us) + 0.01) END AS timing_regularity,
     log10(max(in_window)) AS peak_rate,
-    least(count(*) FILTER (WHERE gap_us < {int(MACHINE_GAP_S * 1e6)}),
-          count(*) FILTER (WHERE gap_us >= {int(MACHINE_GAP_S * 1e6)}))
+    least(count(*) FILTER (WHERE machine), count(*) FILTER (WHERE NOT machine))
         / count(*) AS pacing_mix,
     entropy(hour(ts)) AS hour_entropy,
     1.0 - count(DISTINCT tpl_prefix) / count(*) AS template_reuse,
@@ -158,7 +173,7 @@ SELECT
          ELSE avg(CAST(region IS NOT NULL AND region <> home AS DOUBLE)) END
         AS region_mismatch,
     CAST(coalesce(mode(chan), '') LIKE 'reseller%' AS DOUBLE) AS reseller_channel
-FROM f JOIN hours ON f.org_id = hours.org_id
+FROM fm AS f JOIN hours ON f.org_id = hours.org_id
 GROUP BY f.org_id
 ORDER BY f.org_id
 """
