@@ -418,14 +418,7 @@ class HydraLinker:
             rows_k.append(np.full(len(a), kind_code[kind], np.int64))
         if not rows_a:
             return labels
-        key = (np.concatenate(rows_a) * n + np.concatenate(rows_c)) * len(KINDS) + \
-            np.concatenate(rows_k)
-        uniq, counts = np.unique(key, return_counts=True)
-        acc_cl = uniq // len(KINDS)
-        kinds_arr = uniq % len(KINDS)
-        upair, inv = np.unique(acc_cl, return_inverse=True)
-        # against a whole cluster, shared templates and channel are specific evidence
-        total = self._pair_weight(kinds_arr, counts, inv, len(upair), capped=False)
+        upair, total = self._pooled(rows_a, rows_c, rows_k, n)
         out = labels.copy()
         best: dict[int, tuple[float, int]] = {}
         for pk, t in zip(upair.tolist(), total.tolist(), strict=True):
@@ -435,6 +428,20 @@ class HydraLinker:
         for acc_i, (_t, cl_i) in best.items():
             out[acc_i] = cl_i
         return out
+
+    def _pooled(
+        self, rows_a: list[np.ndarray], rows_b: list[np.ndarray], rows_k: list[np.ndarray],
+        n: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Evidence between (account or cluster ``a``, cluster ``b``) from one row per shared
+        token: pair keys ``a * n + b`` and their total weight. Against a whole cluster, shared
+        templates and channel are specific evidence, so nothing is capped."""
+        key = (np.concatenate(rows_a) * n + np.concatenate(rows_b)) * len(KINDS) + \
+            np.concatenate(rows_k)
+        uniq, counts = np.unique(key, return_counts=True)
+        upair, inv = np.unique(uniq // len(KINDS), return_inverse=True)
+        total = self._pair_weight(uniq % len(KINDS), counts, inv, len(upair), capped=False)
+        return upair, total
 
     def _merge(
         self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float
@@ -465,11 +472,7 @@ class HydraLinker:
             rows_k.append(np.full(len(i), kind_code[kind], np.int64))
         if not rows_a:
             return labels
-        key = (np.concatenate(rows_a) * n + np.concatenate(rows_b)) * len(KINDS) + \
-            np.concatenate(rows_k)
-        uniq, counts = np.unique(key, return_counts=True)
-        upair, inv = np.unique(uniq // len(KINDS), return_inverse=True)
-        total = self._pair_weight(uniq % len(KINDS), counts, inv, len(upair), capped=False)
+        upair, total = self._pooled(rows_a, rows_b, rows_k, n)
         strong = upair[total >= tau]
         if not len(strong):
             return labels
