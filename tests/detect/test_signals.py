@@ -35,3 +35,14 @@ def test_pacing_mix_sees_a_scripted_burst_inside_human_traffic(
     # the burst is also the account's peak rate
     assert s["mixed"]["peak_rate"] > np.log10(15)
     assert s["human"]["peak_rate"] < np.log10(6)
+
+
+def test_placeholder_density_needs_volume_to_be_extreme() -> None:
+    # the same text, full of placeholders: 4 requests of it are weaker evidence than 200
+    text = "Dear [NAME], your order [ID] ships to [ADDRESS] on [DATE]; call [PHONE]."
+    b = TrafficBuilder(seed=4)
+    b.account("few", [text], n=4)
+    b.account("many", [text], n=200)
+    s = _signals(b)
+    assert s["few"]["placeholder_density"] < 0.5 * s["many"]["placeholder_density"]
+    assert s["many"]["placeholder_density"] > 0.3  # the prior barely moves a large sample

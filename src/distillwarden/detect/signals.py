@@ -35,6 +35,10 @@ SHARE_SIGNALS = tuple("share_" + f[2:] for f in BOOL_FEATURES)
 MACHINE_GAP_S = 5.0
 #: ... in a run of at least this many such requests
 MACHINE_RUN = 5
+#: placeholder density is shrunk towards one per thousand words with a prior worth a thousand
+#: words, so that a handful of requests full of template slots is not extreme evidence
+_PRIOR_PLACEHOLDERS = 1
+_PRIOR_WORDS = 1000
 #: window for the peak request count
 PEAK_WINDOW_MIN = 5
 
@@ -57,7 +61,8 @@ SIGNAL_DESCRIPTIONS: dict[str, str] = {
     "suffix_reuse": "1 - distinct template suffixes / requests",
     "harvest_ratio": "median completion/prompt token ratio",
     "completion_tokens": "log10 mean completion tokens",
-    "placeholder_density": "placeholder tokens per word (desensitisation)",
+    "placeholder_density": "placeholder tokens per word (desensitisation), shrunk towards "
+    "1 per 1,000 words with a 1,000-word prior",
     "share_cot": "share of requests eliciting chain-of-thought",
     "share_dataset": "share of requests asking for training-data formats",
     "share_judge": "share of LLM-as-judge / pairwise comparison requests",
@@ -165,7 +170,7 @@ SELECT
     1.0 - count(DISTINCT tpl_suffix) / count(*) AS suffix_reuse,
     median(out_in_ratio) FILTER (WHERE completion_tokens IS NOT NULL) AS harvest_ratio,
     log10(1 + avg(completion_tokens)) AS completion_tokens,
-    sum(placeholders) / greatest(sum(words), 1) AS placeholder_density,
+    (sum(placeholders) + {_PRIOR_PLACEHOLDERS}) / (sum(words) + {_PRIOR_WORDS}) AS placeholder_density,
     {_share_sql()},
     CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0
          ELSE avg(CAST(f_bench OR f_judge AS DOUBLE)) END AS licence_use_mismatch,
