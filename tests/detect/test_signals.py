@@ -45,4 +45,4 @@ def test_placeholder_density_needs_volume_to_be_extreme() -> None:
     b.account("many", [text], n=200)
     s = _signals(b)
     assert s["few"]["placeholder_density"] < 0.5 * s["many"]["placeholder_density"]
-    assert s["many"]["placeholder_density"] > 0.3  # the prior barely moves a large sample
+    assert s["many"]["placeholder_density"] > 0.25  # the prior barely moves a large sample
