@@ -109,7 +109,7 @@ def main() -> None:
         action="store_true",
         help="also generate with the version-1 bias (length_neutral off) for comparison",
     )
-    ap.add_argument("--save", default=None, help="write the watermarked outputs here (JSONL)")
+    ap.add_argument("--save", default=None, help="write every output here (JSONL)")
     ap.add_argument("--dry-run", action="store_true", help="print, do not write the results")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -251,6 +251,7 @@ def main() -> None:
             "ppl_ratio_median_per_output": float(np.median(row_ratio)),
             "mean_distinct_pairs": float(stacked(name, "distinct_pairs").mean()),
             "lengths": len_w.tolist(),
+            "distinct_pairs": stacked(name, "distinct_pairs").tolist(),
         }
 
     main_cmp = compare("watermarked")
@@ -267,9 +268,9 @@ def main() -> None:
         }
     if args.save:
         with open(args.save, "w") as fh:
-            for s in seeds:
-                for i, ids in enumerate(runs[("watermarked", s)]["ids"]):
-                    row = {"account": truth[i], "seed": s, "prompt": texts[i]}
+            for (name, s), run in runs.items():
+                for i, ids in enumerate(run["ids"]):
+                    row = {"condition": name, "account": truth[i], "seed": s, "prompt": texts[i]}
                     fh.write(json.dumps({**row, "text": tok.decode(ids)}) + "\n")
     # attribution of each watermarked output among all keys
     correct = 0
@@ -351,6 +352,8 @@ def main() -> None:
         "max_length_hits_plain": int(stacked("plain", "hit_limit").sum()),
         "max_length_hits_watermarked": main_cmp["max_length_hits"],
         "mean_distinct_pairs_plain": float(stacked("plain", "distinct_pairs").mean()),
+        "distinct_pairs_plain": stacked("plain", "distinct_pairs").tolist(),
+        "distinct_pairs_watermarked": main_cmp["distinct_pairs"],
         "mean_distinct_pairs_watermarked": main_cmp["mean_distinct_pairs"],
         **noise,
         "attribution_keys": args.keys,
@@ -368,7 +371,11 @@ def main() -> None:
     shown = {k: v for k, v in result.items() if not k.startswith(("attribution_per", "lengths_"))}
     print(json.dumps(shown, indent=2))
     if "version_1_plain_bias" in result:
-        v1 = {k: v for k, v in result["version_1_plain_bias"].items() if k != "lengths"}
+        v1 = {
+            k: v
+            for k, v in result["version_1_plain_bias"].items()
+            if k not in ("lengths", "distinct_pairs")
+        }
         print("version-1 plain bias:", json.dumps(v1, indent=2))
     if args.dry_run:
         return
