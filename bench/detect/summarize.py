@@ -3,7 +3,8 @@
     python bench/detect/summarize.py \\
         --standard /tmp/dw/std-final.json --standard-reports /tmp/dw/reports-std \\
         --side-by-side /tmp/dw/small-both.json --side-by-side-reports /tmp/dw/reports-small \\
-        --held-out /tmp/dw/heldout.json --held-out-reports /tmp/dw/reports-heldout
+        --held-out /tmp/dw/heldout.json --held-out-reports /tmp/dw/reports-heldout \\
+        --hydra /tmp/dw/hydra.json --hydra-reports /tmp/dw/reports-hydra
 
 Top-level keys are our detector on the full ``standard`` scenario; ``mmd_baseline`` holds the
 MMD baseline's figures from the run where both detectors saw the same (smaller) dataset,
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side-by-side-reports", type=Path)
     ap.add_argument("--held-out", type=Path)
     ap.add_argument("--held-out-reports", type=Path)
+    ap.add_argument("--hydra", type=Path, help="run_eval output of the hydra scenario")
+    ap.add_argument("--hydra-reports", type=Path)
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detection.json")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs/reports")
     args = ap.parse_args(argv)
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     std = json.loads(args.standard.read_text())
     ours = std["scenarios"]["standard"]["distillwarden"]
     result: dict[str, Any] = {k: ours[k] for k in KEYS}
-    result["detector"] = "distillwarden (DistillationDetector, kNN combination, no embeddings)"
+    result["detector"] = (
+        "distillwarden (DistillationDetector, knn+cauchy combination, no embeddings)")
     result["standard"] = std["scenarios"]["standard"]
     published = _publish(args.standard_reports, args.docs, "")
     if args.side_by_side and args.side_by_side.exists():
@@ -100,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         result["held_out"] = held["scenarios"]
         if args.held_out_reports:
             published += _publish(args.held_out_reports, args.docs, "held-out-")
+    if args.hydra and args.hydra.exists():
+        hyd = json.loads(args.hydra.read_text())
+        result["hydra_scenario"] = hyd["scenarios"]
+        if args.hydra_reports:
+            published += _publish(args.hydra_reports, args.docs, "")
     result["reports"] = [f"docs/reports/{p}.html" for p in published]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
@@ -140,6 +149,10 @@ def markdown(result: dict[str, Any]) -> str:
     for name, scen in (result.get("held_out") or {}).items():
         ours = scen.get("distillwarden", {})
         out.append(f"\nHeld out `{name}`:\n\n| figure | distillwarden |\n|---|---|")
+        out += [f"| {label} | {_f(ours.get(key))} |" for label, key in rows]
+    for name, scen in (result.get("hydra_scenario") or {}).items():
+        ours = scen.get("distillwarden", {})
+        out.append(f"\n`{name}` scenario:\n\n| figure | distillwarden |\n|---|---|")
         out += [f"| {label} | {_f(ours.get(key))} |" for label, key in rows]
     return "\n".join(out)
 
