@@ -112,7 +112,7 @@ def main() -> None:
     for _ in range(3):
         for name in ("plain", "watermarked"):
             procs = (
-                LogitsProcessorList([AccountWatermarkLogitsProcessor(cfg, keys)])
+                LogitsProcessorList([AccountWatermarkLogitsProcessor(cfg, keys, 0.7)])
                 if name == "watermarked"
                 else None
             )

@@ -163,7 +163,9 @@ def main() -> None:
             torch.manual_seed(seed)
             for rows, enc in zip(batches, encs, strict=True):
                 proc = (
-                    TimedProcessor(configs[name], [keys[truth[i]] for i in rows])
+                    TimedProcessor(
+                        configs[name], [keys[truth[i]] for i in rows], args.temperature
+                    )
                     if name in configs
                     else None
                 )

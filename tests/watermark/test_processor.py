@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
 
@@ -217,21 +218,23 @@ def test_eos_probability_is_unchanged_at_every_step_of_generate() -> None:
         )
     ).eval()
     seen: dict[str, list[torch.Tensor]] = {"before": [], "after": []}
+    temperature = 0.7  # generate divides by it after the custom processors
 
     def record(name: str):  # type: ignore[no-untyped-def]
         def proc(ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            seen[name].append(torch.softmax(scores, -1)[:, 2].clone())
+            seen[name].append(torch.softmax(scores / temperature, -1)[:, 2].clone())
             return scores
 
         return proc
 
-    wm = AccountWatermarkLogitsProcessor(CFG_SP, [KEY_A, KEY_B])
+    wm = AccountWatermarkLogitsProcessor(CFG_SP, [KEY_A, KEY_B], temperature=temperature)
     prompts = torch.randint(10, 500, (2, 6))
     with torch.no_grad():
         model.generate(
             prompts,
             attention_mask=torch.ones_like(prompts),
             do_sample=True,
+            temperature=temperature,
             max_new_tokens=40,
             logits_processor=LogitsProcessorList([record("before"), wm, record("after")]),
             eos_token_id=2,
@@ -255,3 +258,31 @@ def test_vllm_adapter_is_length_neutral_like_transformers() -> None:
         p = torch.softmax(got, -1)[list(SPECIAL)]
         assert torch.allclose(p, torch.softmax(logits[step], -1)[list(SPECIAL)], atol=1e-6)
         output.append([7, 8, 7, 8, 9][step % 5])
+
+
+def test_length_neutral_at_the_sampling_temperature_and_for_greedy() -> None:
+    scores = torch.randn(4, 500, generator=torch.Generator().manual_seed(5)) * 2
+    keys = [KEY_A, KEY_B, KEY_A, KEY_B]
+    ids = torch.tensor([[5, 6, 7], [5, 6, 7], [8, 9, 7], [1, 1, 1]])
+    sp = list(SPECIAL)
+    for t in (0.3, 0.7, 1.5):
+        out = AccountWatermarkLogitsProcessor(CFG_SP, keys, temperature=t)(ids, scores.clone())
+        want = torch.softmax(scores / t, -1)[:, sp]
+        assert torch.allclose(torch.softmax(out / t, -1)[:, sp], want, atol=1e-6, rtol=1e-4)
+        if t != 1.0:  # neutral at T = 1 is not neutral at another temperature
+            at_one = AccountWatermarkLogitsProcessor(CFG_SP, keys)(ids, scores.clone())
+            drift = (torch.softmax(at_one / t, -1)[:, sp] / want - 1).abs().max()
+            assert drift > 1e-3
+    # greedy: EOS just above the best other tokens, one of them green: EOS must stay on top
+    # (neutral at T = 1 it loses to the boosted green token)
+    green = green_torch(KEY_A, torch.tensor([6, 7]).expand(500, 2), torch.arange(500), 0.25)
+    best = int(torch.nonzero(green[10:])[0]) + 10
+    row = torch.full((1, 500), -5.0)
+    red = (torch.nonzero(~green[10:])[:5, 0] + 10).tolist()
+    row[0, best], row[0, red], row[0, 2] = 3.0, 3.0, 3.5  # five red tokens as likely as best
+    greedy = AccountWatermarkLogitsProcessor(CFG_SP, KEY_A, temperature=0.0)
+    assert int(greedy(torch.tensor([[5, 6, 7]]), row.clone()).argmax()) == 2
+    sampling = AccountWatermarkLogitsProcessor(CFG_SP, KEY_A)
+    assert int(sampling(torch.tensor([[5, 6, 7]]), row.clone()).argmax()) == best
+    with pytest.raises(ValueError, match="temperature"):
+        AccountWatermarkLogitsProcessor(CFG_SP, KEY_A, temperature=-1.0)

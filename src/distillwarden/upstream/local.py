@@ -260,7 +260,11 @@ class LocalModelServer:
                 )
                 index = len(choices)
                 choices.append(_Choice(index, len(ids)))
-                processor = self.watermarker.processor(plan) if plan and self.watermarker else None
+                processor = (
+                    self.watermarker.processor(plan, params.temperature)
+                    if plan and self.watermarker
+                    else None
+                )
                 try:
                     handles.append(engine.submit(ids, params, sink_for(index), processor))
                 except EngineOverloaded as exc:

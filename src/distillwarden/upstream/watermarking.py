@@ -125,9 +125,13 @@ class Watermarker:
         """The account's watermark key."""
         return derive_account_key(self._secret, account)
 
-    def processor(self, plan: WatermarkPlan) -> RowLogitsProcessor:
-        """A fresh processor for one generation (it keeps per-sequence context history)."""
+    def processor(self, plan: WatermarkPlan, temperature: float = 1.0) -> RowLogitsProcessor:
+        """A fresh processor for one generation (it keeps per-sequence context history);
+        ``temperature`` is the request's, applied after it, so that the watermark leaves the
+        end-of-turn probability, hence the answer length, as it was."""
         from ..watermark import AccountWatermarkLogitsProcessor
 
-        proc = AccountWatermarkLogitsProcessor(plan.config, self.key(plan.account))
+        proc = AccountWatermarkLogitsProcessor(
+            plan.config, self.key(plan.account), max(0.0, temperature)
+        )
         return cast(RowLogitsProcessor, proc)

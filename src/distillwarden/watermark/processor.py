@@ -8,10 +8,13 @@ green tokens takes probability from every red token, EOS included, so a plain gr
 bias changes when generation stops. The special tokens (EOS, end of turn, ...) are instead
 given the logit that keeps their probability exactly what it was::
 
-    s'_eos = s_eos + logsumexp(biased non-special) - logsumexp(original non-special)
+    s'_eos = s_eos + T * (logsumexp(biased non-special / T) - logsumexp(original non-special / T))
 
-Then sum_j exp(s'_j) over non-special tokens and each exp(s'_eos) scale by the same factor,
-so P'(eos) = P(eos), and only the non-special tokens are reweighted among themselves.
+Then sum_j exp(s'_j / T) over non-special tokens and each exp(s'_eos / T) scale by the same
+factor, so P'(eos) = P(eos) under the sampling temperature T that follows the processor
+(T = 1 unless told; T = 0, greedy, keeps "EOS beats every other token" unchanged), and only
+the non-special tokens are reweighted among themselves. Nucleus/top-k truncation after the
+processor renormalises over a different set of tokens, so it is exact only without them.
 """
 
 from __future__ import annotations
@@ -45,8 +48,13 @@ class GreenListBias:
     """The vectorised core shared by the transformers processor and the vLLM adapter:
     keyed green masks for (row contexts × vocabulary) plus per-row repeated-context state."""
 
-    def __init__(self, config: WatermarkConfig, keys: Sequence[bytes | None]) -> None:
+    def __init__(
+        self, config: WatermarkConfig, keys: Sequence[bytes | None], temperature: float = 1.0
+    ) -> None:
+        if not (temperature >= 0.0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.config = config
+        self.temperature = float(temperature)
         self.keys = list(keys)
         self.threshold = gamma_threshold(config.gamma)
         self._active = torch.tensor([k is not None for k in self.keys], dtype=torch.bool)
@@ -56,6 +64,7 @@ class GreenListBias:
         self._tok_cache: dict[tuple[int, str], torch.Tensor] = {}
         special = config.special_token_ids if config.length_neutral else ()
         self._special = torch.tensor(special, dtype=torch.int64)
+        self._scratch: torch.Tensor | None = None
 
     def active(self, device: torch.device) -> torch.Tensor:
         """``(rows,)`` whether each row has a key (is watermarked at all)."""
@@ -103,24 +112,42 @@ class GreenListBias:
             return out
         return self.keep_special_probability(scores, out, special)
 
-    @staticmethod
     def keep_special_probability(
-        scores: torch.Tensor, biased: torch.Tensor, special: torch.Tensor
+        self, scores: torch.Tensor, biased: torch.Tensor, special: torch.Tensor
     ) -> torch.Tensor:
-        """``biased`` with each row's ``special`` logits set so that their softmax
-        probabilities equal those under ``scores`` (in place; vectorised over rows).
+        """``biased`` with each row's ``special`` logits set so that their probabilities at
+        this processor's temperature equal those under ``scores`` (in place, vectorised over
+        rows, float32, one reused scratch buffer instead of fresh allocations per step).
 
-        The shift is ``logsumexp`` of the biased minus that of the original non-special
-        logits, in float32; rows left unbiased get exactly zero, and a row whose non-special
-        logits are all ``-inf`` is left as it was."""
-        neg_inf = -math.inf
-        before = torch.logsumexp(scores.float().index_fill(1, special, neg_inf), dim=1)
-        after = torch.logsumexp(biased.float().index_fill(1, special, neg_inf), dim=1)
-        shift = after - before
+        Rows left unbiased get a zero shift, and a row whose non-special logits are all
+        ``-inf`` is left as it was."""
+        shift = self._lse_non_special(biased, special) - self._lse_non_special(scores, special)
         shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
         kept = scores.index_select(1, special).float() + shift[:, None]
         biased.index_copy_(1, special, kept.to(biased.dtype))
         return biased
+
+    def _lse_non_special(self, x: torch.Tensor, special: torch.Tensor) -> torch.Tensor:
+        """``T * logsumexp(x / T)`` over each row's non-special logits (their maximum when
+        T = 0), in four passes over a reused float32 buffer: row max, scaled shift, exp, sum.
+
+        The max is taken over all tokens, so a row whose non-special logits all lie more
+        than 87·T below a special one underflows to ``-inf`` and keeps its special logits
+        unbiased (its non-special mass is below e^-87 either way)."""
+        buf = self._scratch
+        if buf is None or buf.shape != x.shape or buf.device != x.device:
+            buf = self._scratch = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        t = self.temperature
+        if t == 0.0:
+            buf.copy_(x)
+            buf.index_fill_(1, special, -math.inf)
+            return buf.amax(dim=1)
+        m = x.amax(dim=1, keepdim=True).float()
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        torch.add(m * (-1.0 / t), x, alpha=1.0 / t, out=buf)  # (x - m) / T in one pass
+        buf.exp_()
+        buf.index_fill_(1, special, 0.0)
+        return m[:, 0] + t * torch.log(buf.sum(dim=1))
 
     def _add_green(
         self, scores: torch.Tensor, ctx_hash: torch.Tensor, on: torch.Tensor
@@ -169,12 +196,21 @@ class AccountWatermarkLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
     unwatermarked). Works with ``model.generate`` for any batch size, greedy or sampling.
     With ``ignore_repeated_contexts`` a context window already watermarked earlier in the
     same sequence is left alone, so repetitive output is not pushed into loops.
+    ``temperature`` is the sampling temperature applied after this processor (transformers'
+    ``generate`` applies ``temperature`` after custom processors; 0 for greedy): length
+    neutrality is exact at that temperature.
     """
 
     def __init__(
-        self, config: WatermarkConfig, account_key: bytes | Sequence[bytes | None]
+        self,
+        config: WatermarkConfig,
+        account_key: bytes | Sequence[bytes | None],
+        temperature: float = 1.0,
     ) -> None:
+        if not (temperature >= 0.0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.config = config
+        self.temperature = temperature
         self._keys: list[bytes | None] = (
             [account_key] if isinstance(account_key, bytes | bytearray) else list(account_key)
         )
@@ -200,7 +236,7 @@ class AccountWatermarkLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
                 f"key, or one per row (None for unwatermarked rows)"
             )
         if self._bias is None or len(self._bias.keys) != batch:
-            self._bias = GreenListBias(self.config, keys)
+            self._bias = GreenListBias(self.config, keys, self.temperature)
         return self._bias
 
     def _continues(self, input_ids: torch.Tensor) -> bool:

@@ -21,11 +21,15 @@ __all__ = ["VLLMWatermarkProcessor", "sampling_params"]
 
 class VLLMWatermarkProcessor:
     """One request's watermark: adds ``delta`` to green logits, keyed by the account key,
-    with the same repeated-context masking as the transformers processor."""
+    with the same repeated-context masking and length neutrality as the transformers
+    processor (``temperature``: the request's sampling temperature, which vLLM applies after
+    logits processors)."""
 
-    def __init__(self, config: WatermarkConfig, account_key: bytes) -> None:
+    def __init__(
+        self, config: WatermarkConfig, account_key: bytes, temperature: float = 1.0
+    ) -> None:
         self.config = config
-        self._bias = GreenListBias(config, [account_key])
+        self._bias = GreenListBias(config, [account_key], temperature)
         self._seen: set[int] = set()
         self._n_output = -1
 
@@ -66,5 +70,6 @@ def sampling_params(
             "vllm is not installed; `pip install vllm` on a GPU host to use this adapter"
         ) from exc
     procs = list(kwargs.pop("logits_processors", []) or [])
-    procs.append(VLLMWatermarkProcessor(config, account_key))
+    temperature = float(kwargs.get("temperature", 1.0))
+    procs.append(VLLMWatermarkProcessor(config, account_key, temperature))
     return SamplingParams(logits_processors=procs, **kwargs)
