@@ -65,3 +65,12 @@ def test_no_plateau_between_or_beyond_sparse_top_benign_values() -> None:
     p = cal.pvalue(xs)
     assert np.all(np.diff(p) < 0)
     assert p[4] <= 1.0 / 483  # past the largest benign value: below 1 / (n + 1)
+
+
+def test_signal_constant_on_benign_is_not_extrapolated() -> None:
+    # every benign account is direct (0); a reseller account (1) was never seen among them:
+    # that is evidence worth 1 / (n + 1), not a probability of 1e-24 from a vanishing scale
+    cal = TailCalibrator().fit(np.zeros(480))
+    p0, p1 = cal.pvalue(np.array([0.0, 1.0]))
+    assert 0.45 < p0 < 0.55
+    assert p1 == pytest.approx(1.0 / 481)

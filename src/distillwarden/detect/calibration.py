@@ -49,6 +49,10 @@ class TailCalibrator:
         spread = float(np.std(v)) if self.n_ > 1 else 0.0
         floor = max(self.min_scale, 0.1 * spread, 1e-6)
         self.scale_ = max(float(exc.mean()) if len(exc) else 0.0, floor)
+        if spread == 0.0 and self.min_scale == 0.0:
+            # a signal constant on every benign account has no scale to extrapolate with:
+            # a value never seen among n benign accounts is worth 1 / (n + 1), no less
+            self.scale_ = float("inf")
         self.p_u_ = (1.0 + float((v > self.u_).sum())) / (self.n_ + 1.0)
         return self
 
