@@ -83,3 +83,17 @@ def test_clusters_api_returns_every_account(
     cl = fitted.clusters(events, accounts)
     assert set(cl) == set(fitted.decision_function(events, accounts))
     assert all(v is None for k, v in cl.items() if k.startswith("ben"))
+
+
+def test_cluster_lift_needs_own_evidence_unless_the_cluster_is_all_suspicious() -> None:
+    import numpy as np
+
+    from distillwarden.detect.scoring import lift_mask
+
+    # one operator's accounts, each mildly suspicious (a reseller never seen on benign)
+    hydra = np.full(20, 0.03)
+    assert lift_mask(hydra, 0.01, 0.05, 0.9).all()
+    # a wrongly linked cluster: mostly attackers, a few ordinary accounts at p 0.03
+    mixed = np.r_[np.full(12, 1e-6), np.full(4, 0.03), np.full(4, 0.6)]
+    lifted = lift_mask(mixed, 0.01, 0.05, 0.9)
+    assert lifted[:12].all() and not lifted[12:].any()

@@ -16,7 +16,8 @@ Method (see docs/detection.md):
    calibrators fitted on one half score the other), so ``threshold_for_fpr(0.001)`` is a
    risk that about 0.1% of benign accounts exceed.
 5. Hydra clusters (``linkage.py``) lift their members: the p-value of a member that is
-   suspicious on its own (p <= ``lift_gate``) becomes the smaller of its own and the Cauchy
+   suspicious on its own (p <= ``lift_gate``, or p <= ``lift_gate_weak`` when at least
+   ``lift_quorum`` of the members are) becomes the smaller of its own and the Cauchy
    combination of all members' p-values.
 """
 
@@ -47,7 +48,7 @@ from .features import DETECT_COLUMNS, BenchmarkIndex, request_features
 from .linkage import HydraCluster, HydraLinker
 from .signals import COUNT_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
 
-__all__ = ["ALL_SIGNALS", "AccountScores", "DistillationDetector", "NotFittedError"]
+__all__ = ["ALL_SIGNALS", "AccountScores", "DistillationDetector", "NotFittedError", "lift_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,17 @@ class AccountScores:
     @property
     def org_ids(self) -> list[str]:
         return [str(x) for x in self.signals.column("org_id").to_pylist()]
+
+
+def lift_mask(p: np.ndarray, gate: float, weak_gate: float, quorum: float) -> np.ndarray:
+    """Which members of one cluster its evidence may lift: those with ``p <= gate``, or, when
+    at least ``quorum`` of the members have ``p <= weak_gate`` (the cluster is one suspicious
+    operator's), all of those. A cluster mixing suspicious and ordinary accounts (a benign
+    account wrongly linked) lifts only members with strong evidence of their own."""
+    weak = p <= weak_gate
+    if len(p) and weak.mean() >= quorum:
+        return weak
+    return p <= gate
 
 
 def _chernoff_stat(share: np.ndarray, n: np.ndarray, p0: float) -> np.ndarray:
@@ -151,6 +163,8 @@ class DistillationDetector:
         link: bool = True,
         cluster_lift: bool = True,
         lift_gate: float = 0.01,
+        lift_gate_weak: float = 0.05,
+        lift_quorum: float = 0.9,
         linker: HydraLinker | None = None,
         benchmark_index: BenchmarkIndex | None = None,
         cache_dir: str | Path | None = None,
@@ -165,6 +179,8 @@ class DistillationDetector:
         self.link = link
         self.cluster_lift = cluster_lift
         self.lift_gate = lift_gate
+        self.lift_gate_weak = lift_gate_weak
+        self.lift_quorum = lift_quorum
         self.linker = linker
         self.benchmark_index = benchmark_index
         self.cache_dir = cache_dir
@@ -365,7 +381,8 @@ class DistillationDetector:
                     # a cluster raises confidence in members that look suspicious on their
                     # own; it never flags an account with nothing suspicious of its own
                     p_c = float(cauchy_combine(p_acc[idx][None, :])[0])
-                    gate = p_acc[idx] <= self.lift_gate
+                    gate = lift_mask(p_acc[idx], self.lift_gate, self.lift_gate_weak,
+                                     self.lift_quorum)
                     p_final[idx] = np.where(gate, np.minimum(p_acc[idx], p_c), p_acc[idx])
         risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
         scores = AccountScores(
