@@ -276,7 +276,11 @@ def run_demo(
         # Without the prompt-embedding signals: embedding the reference on 2 CPU cores takes
         # far longer than the rest of the demo (`distillwarden detect` uses them by default).
         with out.status("fitting the detector on the shipped benign reference (cached)…"):
-            detector = default_detector(Path(settings.data_dir) / "detect", use_embeddings=False)
+            # many short reference accounts: the rarest evidence a signal can give is one in
+            # (reference accounts + 1), so accounts matter more than days here
+            detector = default_detector(Path(settings.data_dir) / "detect",
+                                        accounts_per_persona=200, days=1.0,
+                                        use_embeddings=False)
         with out.status("scoring accounts…"):
             det_run = run_detection(events_dir, detector, session_factory=factory, fpr=0.001)
         result.findings = [f.as_dict() for f in det_run.findings]

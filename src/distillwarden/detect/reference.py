@@ -26,7 +26,7 @@ __all__ = ["REFERENCE_VERSION", "default_detector", "load_detector", "reference_
 
 log = logging.getLogger(__name__)
 
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2
 
 
 def reference_traffic(
@@ -87,10 +87,18 @@ def load_detector(path: Path) -> DistillationDetector:
 
 
 def default_detector(
-    cache_dir: Path, *, accounts_per_persona: int = 40, use_embeddings: bool = True
+    cache_dir: Path,
+    *,
+    accounts_per_persona: int = 40,
+    days: float = 7.0,
+    use_embeddings: bool = True,
 ) -> DistillationDetector:
-    """The detector fitted on the shipped reference, loaded from ``cache_dir`` when cached."""
-    path = cache_dir / f"reference-detector-v{REFERENCE_VERSION}-{accounts_per_persona}"\
+    """The detector fitted on the shipped reference, loaded from ``cache_dir`` when cached.
+
+    Calibration resolution comes from the number of reference accounts (no signal can be
+    rarer than one in ``accounts + 1``), memory from accounts x days of traffic."""
+    span = "" if days == 7.0 else f"-{days:g}d"
+    path = cache_dir / f"reference-detector-v{REFERENCE_VERSION}-{accounts_per_persona}{span}"\
         f"{'' if use_embeddings else '-noemb'}.pkl"
     if path.exists():
         try:
@@ -99,7 +107,7 @@ def default_detector(
             log.warning("cached reference detector %s unusable (%s); refitting", path, exc)
     log.info("fitting the detector on the default benign reference (once; cached in %s)",
              cache_dir)
-    events, accounts = reference_traffic(accounts_per_persona=accounts_per_persona)
+    events, accounts = reference_traffic(accounts_per_persona=accounts_per_persona, days=days)
     det = DistillationDetector(use_embeddings=use_embeddings).fit(events, accounts)
     save_detector(det, path)
     return det
