@@ -16,8 +16,8 @@ import numpy as np
 __all__ = ["EMBEDDING_DIM", "MAX_TOKENS", "EmbeddingUnavailable", "embed_texts", "get_encoder"]
 
 EMBEDDING_DIM = 384
-#: word pieces read per text: MiniLM was trained on 128; twice as fast on a CPU as 256, and a
-#: prompt's first 128 word pieces say what it is about
+#: word pieces read per text: MiniLM was trained on 128, attention cost grows with length, and
+#: a prompt's first 128 word pieces say what it is about
 MAX_TOKENS = 128
 _lock = threading.Lock()
 _encoder: Any = None
