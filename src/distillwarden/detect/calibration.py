@@ -37,7 +37,6 @@ class TailCalibrator:
         """Learn the benign distribution (NaNs, meaning 'not defined', are ignored)."""
         v = np.asarray(values, dtype=np.float64)
         v = np.sort(v[np.isfinite(v)])
-        self.sorted_ = v
         self.n_ = len(v)
         if self.n_ == 0:
             self.u_ = np.inf
@@ -54,6 +53,9 @@ class TailCalibrator:
             # a value never seen among n benign accounts is worth 1 / (n + 1), no less
             self.scale_ = float("inf")
         self.p_u_ = (1.0 + float((v > self.u_).sum())) / (self.n_ + 1.0)
+        # mid-p empirical tail at each distinct benign value (pvalue interpolates in between)
+        self.values_, counts = np.unique(v, return_counts=True)
+        self.knots_ = (1.0 + self.n_ - np.cumsum(counts) + 0.5 * counts) / (self.n_ + 1.0)
         return self
 
     def pvalue(self, x: np.ndarray) -> np.ndarray:
@@ -66,16 +68,12 @@ class TailCalibrator:
             out[ok] = 1.0
             return out
         xs = x[ok]
-        # mid-p empirical tail at each distinct benign value, linearly interpolated in
-        # between: no flat steps, so accounts between two sparse benign values keep their
-        # order instead of tying
-        uv, counts = np.unique(self.sorted_, return_counts=True)
-        above = self.n_ - np.cumsum(counts)
-        knots = (1.0 + above + 0.5 * counts) / (self.n_ + 1.0)
-        p = np.interp(xs, uv, knots, left=1.0, right=knots[-1])
+        # the empirical tail linearly interpolated between distinct benign values: no flat
+        # steps, so accounts between two sparse benign values keep their order
+        p = np.interp(xs, self.values_, self.knots_, left=1.0, right=self.knots_[-1])
         p = np.where(xs > self.u_, np.minimum(p, self._tail(xs)), p)
         # past the largest benign value: at most 1 / (n + 1), then down the fitted tail
-        top = float(uv[-1])
+        top = float(self.values_[-1])
         beyond = xs > top
         if beyond.any():
             t_top = float(self._tail(np.array([max(top, self.u_)]))[0])
