@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 
 ALL_SIGNALS: tuple[str, ...] = TEXT_SIGNALS + EMBEDDING_SIGNALS
 
-#: share signals scored as binomial counts (multi-turn is a plain share: 1 - share)
-_COUNT_SIGNALS = COUNT_SIGNALS
 #: smallest benign rate assumed for a feature (a rate never seen is not a rate of zero)
 _MIN_RATE = 1e-3
 
@@ -81,6 +79,11 @@ class AccountScores:
     @property
     def org_ids(self) -> list[str]:
         return [str(x) for x in self.signals.column("org_id").to_pylist()]
+
+
+def _calibrator(name: str) -> TailCalibrator:
+    """A signal's calibrator: count statistics get a scale floor of one unit."""
+    return TailCalibrator(min_scale=1.0 if name in COUNT_SIGNALS else 0.0)
 
 
 def lift_mask(p: np.ndarray, gate: float, weak_gate: float, quorum: float) -> np.ndarray:
@@ -255,7 +258,7 @@ class DistillationDetector:
         x = signal_matrix(sig, names)
         n = sig.column("n_requests").to_numpy(zero_copy_only=False).astype(np.float64)
         for j, name in enumerate(names):
-            if name in _COUNT_SIGNALS:
+            if name in COUNT_SIGNALS:
                 share = np.nan_to_num(x[:, j])
                 x[:, j] = _chernoff_stat(share, n, self.base_rates_.get(name, _MIN_RATE))
         return x
@@ -276,16 +279,13 @@ class DistillationDetector:
             )
         n = sig.column("n_requests").to_numpy(zero_copy_only=False).astype(np.float64)
         self.base_rates_ = {}
-        for name in _COUNT_SIGNALS:
+        for name in COUNT_SIGNALS:
             share = np.nan_to_num(signal_matrix(sig, (name,))[:, 0])
             rate = float((share * n).sum() + 1.0) / float(n.sum() + 2.0)
             self.base_rates_[name] = max(rate, _MIN_RATE)
         stats = self._statistics(sig, names)
         self.calibrators_ = {
-            name: TailCalibrator(min_scale=1.0 if name in _COUNT_SIGNALS else 0.0).fit(
-                stats[:, j]
-            )
-            for j, name in enumerate(names)
+            name: _calibrator(name).fit(stats[:, j]) for j, name in enumerate(names)
         }
         self.signal_names_ = names
         # out of fold (5 folds): calibrators and kNN index fitted on 4/5 of the reference
@@ -297,12 +297,7 @@ class DistillationDetector:
             part = folds == f
             if not part.any() or part.all():
                 continue
-            cals = [
-                TailCalibrator(min_scale=1.0 if name in _COUNT_SIGNALS else 0.0).fit(
-                    stats[~part, j]
-                )
-                for j, name in enumerate(names)
-            ]
+            cals = [_calibrator(name).fit(stats[~part, j]) for j, name in enumerate(names)]
             p_in = np.column_stack([c.pvalue(stats[~part, j]) for j, c in enumerate(cals)])
             p_out = np.column_stack([c.pvalue(stats[part, j]) for j, c in enumerate(cals)])
             oof_p[part] = p_out
@@ -311,13 +306,8 @@ class DistillationDetector:
             )
         z_all = one_sided_scores(self._pvalues(stats))
         self.combiner_ = KnnCombiner(self.knn_k).fit(z_all, oof_d)
-        if self.combine == "knn":
-            oof = -np.log10(self.combiner_.calibrator_.pvalue(oof_d))
-        elif self.combine == "knn+cauchy":
-            oof = -np.log10(either(self.combiner_.calibrator_.pvalue(oof_d),
-                                   combine_marginal(oof_p, "cauchy")))
-        else:
-            oof = -np.log10(combine_marginal(oof_p, self.combine))
+        oof = -np.log10(
+            self._mix(oof_p, lambda: self.combiner_.calibrator_.pvalue(oof_d)))
         self.benign_risk_ = np.sort(oof[np.isfinite(oof)])
         self.risk_calibrator_ = TailCalibrator(min_scale=0.1).fit(self.benign_risk_)
         if self.link:
@@ -340,10 +330,15 @@ class DistillationDetector:
         ) if stats.shape[1] else np.ones((stats.shape[0], 0))
 
     def _combine(self, p: np.ndarray) -> np.ndarray:
+        return self._mix(p, lambda: self.combiner_.pvalue(one_sided_scores(p)))
+
+    def _mix(self, p: np.ndarray, p_knn: Callable[[], np.ndarray]) -> np.ndarray:
+        """The combined p-value of each row of per-signal p-values ``p``, given the kNN
+        novelty p-values (computed only when the combination uses them)."""
         if self.combine == "knn":
-            return self.combiner_.pvalue(one_sided_scores(p))
+            return p_knn()
         if self.combine == "knn+cauchy":
-            return either(self.combiner_.pvalue(one_sided_scores(p)), combine_marginal(p, "cauchy"))
+            return either(p_knn(), combine_marginal(p, "cauchy"))
         return combine_marginal(p, self.combine)
 
     def score_accounts(
