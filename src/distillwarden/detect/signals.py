@@ -134,11 +134,14 @@ WITH f AS (
                INTERVAL {PEAK_WINDOW_MIN} MINUTES PRECEDING AND CURRENT ROW) AS in_window
     FROM feats LEFT JOIN acc ON feats.org_id = acc.org_id
 ),
+fg AS (
+    SELECT *, coalesce(gap_us < {int(MACHINE_GAP_S * 1e6)}, false) AS rapid FROM f
+),
 fr AS (
-    SELECT *, coalesce(gap_us < {int(MACHINE_GAP_S * 1e6)}, false) AS rapid,
-           sum(CASE WHEN coalesce(gap_us < {int(MACHINE_GAP_S * 1e6)}, false) THEN 0 ELSE 1 END)
-               OVER (PARTITION BY org_id ORDER BY ts, event_id) AS run_id
-    FROM f
+    -- a new run starts at every request that is not rapid
+    SELECT *, sum(CAST(NOT rapid AS INTEGER)) OVER (PARTITION BY org_id ORDER BY ts, event_id)
+               AS run_id
+    FROM fg
 ),
 fm AS (
     -- a request sent by a program: part of a sustained run of rapid requests (a pair of
