@@ -54,7 +54,10 @@ if TYPE_CHECKING:
 
     from ._spool import SpoolConversion
 
-__all__ = ["Conversion", "EventLogError", "EventWriter", "WriterMetrics", "write_segment"]
+__all__ = [
+    "Conversion", "EventLogError", "EventWriter", "WriterMetrics", "check_conversion",
+    "write_segment",
+]
 
 log = logging.getLogger("distillwarden.events")
 
@@ -67,6 +70,13 @@ _STALE_TMP_S = 3600.0
 #: process), ``"process"`` in a short-lived child per spool (this process never loads Arrow
 #: and its memory stays flat; the gateway's mode).
 Conversion = Literal["thread", "process"]
+
+
+def check_conversion(value: str, *, name: str = "conversion") -> Conversion:
+    """``value`` as a :data:`Conversion`, or a ValueError naming the parameter ``name``."""
+    if value not in ("thread", "process"):
+        raise ValueError(f"{name} must be 'thread' or 'process', not {value!r}")
+    return value  # type: ignore[return-value]
 
 
 class EventLogError(RuntimeError):
@@ -144,8 +154,7 @@ class EventWriter:
         conversion: Conversion = "thread",
         conversion_timeout_s: float = 600.0,
     ) -> None:
-        if conversion not in ("thread", "process"):
-            raise ValueError(f"conversion must be 'thread' or 'process', not {conversion!r}")
+        check_conversion(conversion)
         if conversion_timeout_s <= 0:
             raise ValueError("conversion_timeout_s must be positive")
         if segment_max_events < 1:

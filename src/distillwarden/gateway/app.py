@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..config import Settings
+from ..events.writer import Conversion, check_conversion
 from ..store.db import make_engine, make_sessionmaker
 from ._http import ClientGone, read_body, send_bytes
 from ._memory import MemoryTrimmer
@@ -46,9 +47,6 @@ from .upstream_http import UpstreamError, UpstreamResponse
 
 __all__ = ["GatewayApp", "create_app"]
 
-#: Where the event writer turns spools into Parquet (see ``EventWriter``'s ``conversion``).
-EventConversion = Literal["process", "thread"]
-
 _log = logging.getLogger("distillwarden.gateway")
 
 _JSON = (b"content-type", b"application/json")
@@ -68,15 +66,11 @@ class GatewayApp:
         *,
         body_timeout_s: float = 30.0,
         migrate: bool = True,
-        event_conversion: EventConversion = "process",
+        event_conversion: Conversion = "process",
     ) -> None:
         self.settings = settings
         self.migrate = migrate
-        if event_conversion not in ("process", "thread"):
-            raise ValueError(
-                f"event_conversion must be 'process' or 'thread', not {event_conversion!r}"
-            )
-        self.event_conversion: EventConversion = event_conversion
+        self.event_conversion = check_conversion(event_conversion, name="event_conversion")
         self.secret = settings.secret_bytes()
         self.body_timeout_s = body_timeout_s
         self.max_body = settings.max_body_bytes
@@ -696,7 +690,7 @@ def _upgrade_database(url: str) -> None:
     upgrade_database(url)
 
 
-def _open_writer(settings: Settings, conversion: EventConversion) -> Any:
+def _open_writer(settings: Settings, conversion: Conversion) -> Any:
     from ..events.writer import EventWriter
 
     return EventWriter(
@@ -712,7 +706,7 @@ def create_app(
     *,
     body_timeout_s: float = 30.0,
     migrate: bool = True,
-    event_conversion: EventConversion = "process",
+    event_conversion: Conversion = "process",
 ) -> GatewayApp:
     """The gateway ASGI app for ``settings`` (start-up work happens in its lifespan).
 
