@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import typer
+from click.testing import Result
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -183,6 +184,25 @@ def _cli() -> typer.Typer:
     return root
 
 
+def _audit_corpus(
+    tmp_path: Path, secret: bytes, corpus: Path, *extra: str
+) -> tuple[Result, Path]:
+    """``forensics audit`` of ``corpus`` for the leaker and org_bob with the test watermark
+    settings (plus ``extra`` options); the CLI result and the report folder."""
+    config = tmp_path / "dw.yaml"
+    config.write_text(f"secret: {secret.decode()}\ndata_dir: {tmp_path / 'data'}\n")
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "forensics", "audit", "--corpus", str(corpus), "--config", str(config),
+            "--account", LEAKER, "--account", "org_bob", *extra,
+            "--watermark", WM_HEADER, "--out", str(out),
+        ],
+    )
+    return result, out
+
+
 def test_cli_audits_a_corpus(
     watermarked_texts: list[str], clean_texts: list[str], master_secret: bytes, tmp_path: Path
 ) -> None:
@@ -190,28 +210,7 @@ def test_cli_audits_a_corpus(
     with corpus.open("w") as fh:
         for text in watermarked_texts + clean_texts[:12]:
             fh.write(json.dumps({"text": text}) + "\n")
-    config = tmp_path / "dw.yaml"
-    config.write_text(f"secret: {master_secret.decode()}\ndata_dir: {tmp_path / 'data'}\n")
-    out = tmp_path / "report"
-    result = CliRunner().invoke(
-        _cli(),
-        [
-            "forensics",
-            "audit",
-            "--corpus",
-            str(corpus),
-            "--config",
-            str(config),
-            "--account",
-            LEAKER,
-            "--account",
-            "org_bob",
-            "--watermark",
-            WM_HEADER,
-            "--out",
-            str(out),
-        ],
-    )
+    result, out = _audit_corpus(tmp_path, master_secret, corpus)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["verdict"] == "evidence_found"
@@ -282,30 +281,7 @@ def test_cli_takes_served_texts_from_the_event_log(
     write_segment(events, table)
     corpus = tmp_path / "suspect.txt"
     corpus.write_text("\n\n".join(watermarked_texts[:4] + clean_texts[20:40]))
-    config = tmp_path / "dw.yaml"
-    config.write_text(f"secret: {master_secret.decode()}\ndata_dir: {tmp_path / 'data'}\n")
-    out = tmp_path / "report"
-    result = CliRunner().invoke(
-        _cli(),
-        [
-            "forensics",
-            "audit",
-            "--corpus",
-            str(corpus),
-            "--config",
-            str(config),
-            "--account",
-            LEAKER,
-            "--account",
-            "org_bob",
-            "--events",
-            str(events),
-            "--watermark",
-            WM_HEADER,
-            "--out",
-            str(out),
-        ],
-    )
+    result, out = _audit_corpus(tmp_path, master_secret, corpus, "--events", str(events))
     assert result.exit_code == 0, result.output
     radio = json.loads((out / "audit.json").read_text())["radioactivity"]
     assert radio["filtered_to_received_contexts"] is True
