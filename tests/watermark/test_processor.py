@@ -72,9 +72,10 @@ def test_each_distinct_context_is_biased_once_per_sequence() -> None:
     assert sum(biased_steps) == 6
 
 
-def test_works_with_generate_batch_and_sampling() -> None:
+def _tiny_llama() -> LlamaForCausalLM:
+    """A randomly initialised two-layer Llama with a 500-token vocabulary (seed 0)."""
     torch.manual_seed(0)
-    model = LlamaForCausalLM(
+    return LlamaForCausalLM(
         LlamaConfig(
             vocab_size=500,
             hidden_size=32,
@@ -85,6 +86,10 @@ def test_works_with_generate_batch_and_sampling() -> None:
             max_position_embeddings=512,
         )
     ).eval()
+
+
+def test_works_with_generate_batch_and_sampling() -> None:
+    model = _tiny_llama()
     prompts = torch.randint(0, 500, (3, 6))
     proc = AccountWatermarkLogitsProcessor(CFG, [KEY_A, KEY_B, None])
     with torch.no_grad():
@@ -205,18 +210,7 @@ def test_length_neutral_on_the_sliced_full_vocabulary_path() -> None:
 
 
 def test_eos_probability_is_unchanged_at_every_step_of_generate() -> None:
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=500,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-        )
-    ).eval()
+    model = _tiny_llama()
     seen: dict[str, list[torch.Tensor]] = {"before": [], "after": []}
     temperature = 0.7  # generate divides by it after the custom processors
 
