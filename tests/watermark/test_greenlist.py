@@ -13,6 +13,7 @@ from distillwarden.watermark.greenlist import (
     context_hash_torch,
     gamma_threshold,
     green_count_matrix_np,
+    green_mask_np_into,
     green_mask_torch,
     green_np,
     green_torch,
@@ -49,6 +50,23 @@ def test_numpy_and_torch_agree_bit_for_bit(rng: np.random.Generator) -> None:
         g_np = green_np(key, windows, tokens, 0.3)
         g_t = green_torch(key, torch.from_numpy(windows), torch.from_numpy(tokens), 0.3)
         assert np.array_equal(g_np, g_t.numpy())
+
+
+def test_numpy_mask_kernel_matches_scores_at_every_threshold(rng: np.random.Generator) -> None:
+    # the kernel skips the mix's last step below 2^31 (gamma < 0.5): exact on both sides of
+    # that boundary, and for thresholds at and next to it, odd and even
+    ctx = rng.integers(0, 2**63, 6, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    tok = rng.integers(0, 2**63, (6, 5000), dtype=np.uint64) * np.uint64(2)
+    scores = score_np(ctx[:, None], tok)
+    z, t = np.empty_like(tok), np.empty_like(tok)
+    out = np.empty(tok.shape, dtype=bool)
+    # thresholds equal to observed odd scores above 2^31 are where the last step decides
+    odd_top = [int(v) for v in scores.ravel() if v >= 2**31 and v % 2 == 1][:5]
+    assert odd_top
+    fixed = [1, gamma_threshold(0.25), 2**31 - 1, 2**31, 2**31 + 1, gamma_threshold(0.75)]
+    for thr in fixed + odd_top:
+        got = green_mask_np_into(ctx, tok, thr, z, t, out)
+        assert np.array_equal(got, scores < thr), thr
 
 
 def test_deterministic_and_key_dependent(rng: np.random.Generator) -> None:

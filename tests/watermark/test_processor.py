@@ -209,6 +209,27 @@ def test_length_neutral_on_the_sliced_full_vocabulary_path() -> None:
     assert torch.allclose(p, q, atol=1e-6, rtol=1e-4)
 
 
+def test_length_neutral_with_special_ids_in_several_vocabulary_slices() -> None:
+    # special ids in the first, a middle and the last slice of the CPU path, a likely EOS in
+    # the middle, T = 0.7: their probabilities at T are kept, every other logit is the plain bias
+    special = (1, 20_000, 49_151)
+    cfg = WatermarkConfig(vocab_size=49_152, special_token_ids=special)
+    old = WatermarkConfig(vocab_size=49_152, special_token_ids=special, length_neutral=False)
+    ids = torch.tensor([[3, 40_000, 17], [3, 40_000, 17], [9, 9, 9]])
+    scores = torch.randn(3, 49_152, generator=torch.Generator().manual_seed(4)) * 2
+    scores[:, 20_000] += 9.0
+    keys = [KEY_A, None, KEY_B]
+    out = AccountWatermarkLogitsProcessor(cfg, keys, temperature=0.7)(ids, scores.clone())
+    ref = AccountWatermarkLogitsProcessor(old, keys, temperature=0.7)(ids, scores.clone())
+    rest = torch.tensor([i for i in range(49_152) if i not in special])
+    assert torch.equal(out[:, rest], ref[:, rest])
+    p = torch.softmax(out / 0.7, -1)[:, list(special)]
+    q = torch.softmax(scores / 0.7, -1)[:, list(special)]
+    assert torch.allclose(p, q, atol=1e-6, rtol=1e-4)
+    plain = torch.softmax(ref / 0.7, -1)[:, list(special)]
+    assert ((plain[[0, 2], 1] / q[[0, 2], 1]) - 1).abs().min() > 0.05  # the bias would move it
+
+
 def test_eos_probability_is_unchanged_at_every_step_of_generate() -> None:
     model = _tiny_llama()
     seen: dict[str, list[torch.Tensor]] = {"before": [], "after": []}

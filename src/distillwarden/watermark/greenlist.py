@@ -34,6 +34,7 @@ __all__ = [
     "context_hash_torch",
     "gamma_threshold",
     "green_count_matrix_np",
+    "green_mask_np_into",
     "green_mask_torch",
     "green_np",
     "green_torch",
@@ -182,6 +183,33 @@ def green_count_matrix_np(
         _mix_inplace_np(z, t)
         counts[s:e] = (z < limit).sum(axis=1)
     return counts
+
+
+def green_mask_np_into(
+    ctx_hash: np.ndarray,
+    tok_hash: np.ndarray,
+    threshold: int,
+    z: np.ndarray,
+    t: np.ndarray,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Green mask ``(rows, width)`` of uint64 context hashes ``(rows,)`` against token hashes
+    ``(rows, width)`` into ``out`` (bool), with ``z`` and ``t`` uint64 scratch of the same
+    shape: the same bits as ``score_np(...) < threshold``, for the CPU generation path.
+
+    The mix's last step, ``z ^= z >> 31``, changes the 32-bit score ``z >> 32`` only in its
+    lowest bit and only when its top bit is set, that is when the score is at least 2^31;
+    below a threshold of 2^31 (gamma < 0.5) it cannot change which scores are green, so it
+    is skipped there."""
+    np.bitwise_xor(tok_hash, ctx_hash[:, None], out=z)
+    for shift, mult in ((30, _C1), (27, _C2)):
+        np.right_shift(z, np.uint64(shift), out=t)
+        z ^= t
+        z *= np.uint64(mult)
+    if threshold >= 1 << 31:
+        np.right_shift(z, np.uint64(31), out=t)
+        z ^= t
+    return np.less(z, np.uint64(threshold << 32), out=out)
 
 
 def token_premix_np(tokens: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .config import WatermarkConfig
@@ -29,6 +30,7 @@ from .greenlist import (
     _signed,
     context_hash_torch,
     gamma_threshold,
+    green_mask_np_into,
     green_mask_torch,
     key_words,
     token_hash_torch,
@@ -42,6 +44,8 @@ except ImportError:  # pragma: no cover - transformers is installed with the wat
 __all__ = ["AccountWatermarkLogitsProcessor", "GreenListBias"]
 
 _CPU_SLICE = 16_384  # elements per slice: below torch's intra-op parallel grain (32,768)
+_NP_SLICE = 131072  # elements per slice of the numpy CPU path (its scratch stays in cache)
+_NP_DTYPES = (torch.float32, torch.float64)
 
 
 class GreenListBias:
@@ -104,13 +108,35 @@ class GreenListBias:
         self, scores: torch.Tensor, ctx_hash: torch.Tensor, on: torch.Tensor
     ) -> torch.Tensor:
         """``scores`` plus ``delta`` on each row's green tokens (rows where ``on``); with a
-        length-neutral config the special tokens then get back their old probability
-        (:meth:`keep_special_probability`)."""
-        out = self._add_green(scores, ctx_hash, on)
+        length-neutral config the special tokens then get back their old probability.
+
+        On the CPU path at a positive temperature the special tokens' shift comes from the
+        same pass that adds the bias: with ``e_j = exp((s_j - max) / T)`` over non-special
+        tokens, ``S = sum e_j`` and ``S_g`` its green part, the biased mass is
+        ``S + (e^(delta/T) - 1) S_g``, so ``shift = T log1p((e^(delta/T) - 1) S_g / S)``.
+        Elsewhere (and for greedy decoding, T = 0) :meth:`keep_special_probability` compares
+        the two log-sum-exps."""
         special = self.special_ids(scores.shape[1], scores.device)
         if special.numel() == 0 or self.config.delta == 0.0:
-            return out
-        return self.keep_special_probability(scores, out, special)
+            return self._add_green(scores, ctx_hash, on)
+        t = self.temperature
+        if t == 0.0 or not self._numpy_path(scores):
+            return self.keep_special_probability(
+                scores, self._add_green(scores, ctx_hash, on), special
+            )
+        sums = np.zeros((2, scores.shape[0]), dtype=np.float64)
+        out = self._add_green_numpy(scores, ctx_hash, on, masses=(special.numpy(), sums))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = t * np.log1p(math.expm1(self.config.delta / t) * sums[1] / sums[0])
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+        sp = special.numpy()
+        o = out.numpy()
+        o[:, sp] = scores.detach().numpy()[:, sp] + shift[:, None].astype(o.dtype)
+        return out
+
+    @staticmethod
+    def _numpy_path(scores: torch.Tensor) -> bool:
+        return scores.device.type == "cpu" and scores.dtype in _NP_DTYPES
 
     def keep_special_probability(
         self, scores: torch.Tensor, biased: torch.Tensor, special: torch.Tensor
@@ -154,9 +180,14 @@ class GreenListBias:
     ) -> torch.Tensor:
         """``scores`` plus ``delta`` on each row's green tokens (rows where ``on``), new tensor.
 
-        On CPU the vocabulary is processed in slices below torch's parallel grain size, so
-        each elementwise op runs on one thread: on a busy machine the thread hand-offs of
+        On CPU (float32/float64 scores) the hashing runs in numpy, which has unsigned 64-bit
+        shifts and lower per-operation overhead than torch, over cache-sized vocabulary
+        slices (:meth:`_add_green_numpy`). Other devices and dtypes use torch; on CPU the
+        vocabulary is then processed in slices below torch's parallel grain size, so each
+        elementwise op runs on one thread: on a busy machine the thread hand-offs of
         parallel elementwise ops cost more than the arithmetic itself."""
+        if self._numpy_path(scores):
+            return self._add_green_numpy(scores, ctx_hash, on)
         rows, vocab = scores.shape
         tok = self.token_hashes(vocab, scores.device)
         delta = self.config.delta
@@ -175,6 +206,62 @@ class GreenListBias:
             if gate is not None:
                 green &= gate
             torch.add(scores[:, a:b], green, alpha=delta, out=out[:, a:b])
+        return out
+
+    def _add_green_numpy(
+        self,
+        scores: torch.Tensor,
+        ctx_hash: torch.Tensor,
+        on: torch.Tensor,
+        masses: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> torch.Tensor:
+        """The CPU path of :meth:`_add_green`: same bits, numpy kernels
+        (:func:`~distillwarden.watermark.greenlist.green_mask_np_into`).
+
+        With ``masses = (sorted special ids, sums)`` it also adds each row's non-special
+        mass ``sum exp((s - max) / T)`` to ``sums[0]`` and its green part to ``sums[1]``,
+        while each slice is in cache (see :meth:`add_bias`)."""
+        rows, vocab = scores.shape
+        tok = self.token_hashes(vocab, scores.device).numpy().view(np.uint64)
+        ctx = np.ascontiguousarray(ctx_hash.numpy()).view(np.uint64)
+        s = scores.detach().numpy()
+        out = torch.empty(scores.shape, dtype=scores.dtype)
+        o = out.numpy()
+        gate = None if bool(on.all()) else on.numpy()[:, None]
+        delta = s.dtype.type(self.config.delta)
+        step = min(vocab, max(256, _NP_SLICE // rows))
+        z = np.empty((rows, step), dtype=np.uint64)
+        t = np.empty_like(z)
+        g = np.empty((rows, step), dtype=bool)
+        if masses is not None:
+            special, sums = masses
+            e = np.empty((rows, step), dtype=s.dtype)
+            e_t = torch.from_numpy(e)  # the same memory: torch's exp and sum are faster
+            totals = torch.from_numpy(sums)
+            m = s.max(axis=1, keepdims=True)
+            m[~np.isfinite(m)] = 0.0
+            inv_t = s.dtype.type(1.0 / self.temperature)
+        for a in range(0, vocab, step):
+            b = min(vocab, a + step)
+            w = b - a
+            green = green_mask_np_into(
+                ctx, tok[:, a:b], self.threshold, z[:, :w], t[:, :w], g[:, :w]
+            )
+            if gate is not None:
+                green &= gate
+            np.multiply(green, delta, out=o[:, a:b])  # numpy's where= is ten times slower
+            np.add(o[:, a:b], s[:, a:b], out=o[:, a:b])
+            if masses is not None:
+                ew, et = e[:, :w], e_t[:, :w]
+                np.subtract(s[:, a:b], m, out=ew)
+                ew *= inv_t
+                et.exp_()
+                lo, hi = np.searchsorted(special, (a, b))
+                if hi > lo:
+                    ew[:, special[lo:hi] - a] = 0.0
+                totals[0] += et.sum(dim=1)
+                np.multiply(ew, green, out=ew)
+                totals[1] += et.sum(dim=1)
         return out
 
     def green_mask(
