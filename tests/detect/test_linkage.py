@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -76,23 +78,76 @@ def test_components_of_one_operator_merge_on_pooled_evidence(
     benign_prompts: list[str],
 ) -> None:
     # two groups, each linked inside by its own card; across the groups no pair of accounts
-    # has enough evidence (a shared network weighs 4 < 4.5, the channel is capped at 0 for
-    # pairs), but the groups as wholes share the network and the channel: one operator
+    # has enough evidence (two share a network, 4 < 4.5, two others a client, 1), but the
+    # groups as wholes share the network and the client (4 + 1): one operator
     from datetime import timedelta
 
     from .conftest import T0
 
-    t = TrafficBuilder(5)
-    for g in ("A", "B"):
-        for j in range(3):
-            day = {"A": 0, "B": 3}[g] + j
-            t.account(f"{g}{j}", benign_prompts, n=12, start=T0 + timedelta(days=day),
-                      ip_net="net_shared" if j < 2 else None, payment=f"card_{g}",
-                      channel="reseller:x")
-    feats = request_features(t.events())
-    linker = HydraLinker(threshold=4.5, channel_cap=0.0)
-    clusters = linker.link(feats, t.accounts_table())
-    assert [sorted(c.members) for c in clusters] == [["A0", "A1", "A2", "B0", "B1", "B2"]]
-    alone = HydraLinker(threshold=4.5, channel_cap=0.0, attach=False).link(
-        feats, t.accounts_table())
-    assert sorted(sorted(c.members) for c in alone) == [["A0", "A1", "A2"], ["B0", "B1", "B2"]]
+    def build(ua_b: str) -> tuple[pa.Table, pa.Table]:
+        t = TrafficBuilder(5)
+        for g in ("A", "B"):
+            for j in range(4):
+                day = {"A": 0, "B": 4}[g] + j
+                ua = ("ua_shared" if g == "A" else ua_b) if j >= 2 else f"ua_{g}{j}"
+                t.account(f"{g}{j}", benign_prompts, n=12, start=T0 + timedelta(days=day),
+                          ip_net="net_shared" if j < 2 else None, payment=f"card_{g}",
+                          ua=ua, channel="reseller:x")
+        return request_features(t.events()), t.accounts_table()
+
+    feats, accounts = build("ua_shared")
+    clusters = HydraLinker(threshold=4.5, channel_cap=0.0).link(feats, accounts)
+    group_a, group_b = [f"A{j}" for j in range(4)], [f"B{j}" for j in range(4)]
+    assert [sorted(c.members) for c in clusters] == [group_a + group_b]
+    alone = HydraLinker(threshold=4.5, channel_cap=0.0, attach=False).link(feats, accounts)
+    assert sorted(sorted(c.members) for c in alone) == [group_a, group_b]
+    # between groups the channel stays capped (one reseller serves many operators): the
+    # network (4) and the channel (1, capped at 0.4) do not reach 4.5
+    feats, accounts = build("ua_other")
+    clusters = HydraLinker(threshold=4.5, channel_cap=0.4).link(feats, accounts)
+    assert sorted(sorted(c.members) for c in clusters) == [group_a, group_b]
+
+
+def test_lone_member_attaches_by_a_token_no_benign_account_holds(
+    benign_prompts: list[str],
+) -> None:
+    # a cluster linked by its card; two strangers share its reseller channel and a client:
+    # the operator's own client (held by no benign reference account) attaches one, the
+    # popular client that a third of benign accounts use does not attach the other
+    ref = _reference(benign_prompts)
+    linker = HydraLinker(threshold=4.8).fit(request_features(ref.events()), ref.accounts_table())
+    t = TrafficBuilder(6)
+    for j in range(10):
+        t.account(f"H{j}", benign_prompts, n=10, ua="ua_op", payment="pay_H",
+                  channel="reseller:r")
+    t.account("S_own_client", benign_prompts, n=10, ua="ua_op", channel="reseller:r")
+    t.account("S_popular_client", benign_prompts, n=10, ua="ua_python", channel="reseller:r")
+    for i in range(20):
+        t.account(f"ben{i}", benign_prompts, n=10, ua="ua_python" if i % 3 == 0 else None)
+    clusters = linker.link(request_features(t.events()), t.accounts_table())
+    members = {m for c in clusters for m in c.members}
+    assert {f"H{j}" for j in range(10)} | {"S_own_client"} <= members
+    assert "S_popular_client" not in members
+    assert not any(m.startswith("ben") for m in members)
+
+
+def test_pooled_evidence_weighs_less_the_more_distinct_tokens_a_cluster_holds() -> None:
+    # a stranger sharing one client with a cluster that itself runs 1, 5 or 20 clients: the
+    # more distinct clients pooled, the likelier a chance match, the weaker the evidence
+    linker = HydraLinker()
+    n = 30
+    totals = []
+    for n_clients in (1, 5, 20):
+        labels = np.zeros(n, np.int64)  # accounts 0..28 in cluster 0, account 29 alone
+        labels[29] = 29
+        groups = [("ua", f"u{c}", np.array([2 * c % 29, (2 * c + 1) % 29]))
+                  for c in range(1, n_clients)]
+        groups.append(("ua", "u0", np.array([0, 1, 29])))
+        acct, pool, typical = linker._token_counts(groups, labels, n, np.full(n, 2))
+        assert pool[0, 1] == n_clients  # distinct clients held by >= 2 members
+        rows = ([np.array([29])], [np.array([0])], [np.array([1])], [np.array([0.0])])
+        _pair, total = linker._pooled(*rows, n, acct, pool, typical, cap_channel=True)
+        totals.append(float(total[0]))
+    assert totals[0] == pytest.approx(linker._weights()["ua"][0])  # one client: no discount
+    assert totals[0] > totals[1] > totals[2]
+    assert totals[0] - totals[2] > 0.9  # about log10(20 / typical^2), typical ~1.4

@@ -47,6 +47,9 @@ KINDS = tuple(DEFAULT_WEIGHTS)
 MAX_GRADE = 4
 
 CONTENT_KINDS = ("tpl", "fp", "emb")
+#: kinds whose tokens are identities (not similarity hashes): against a cluster's pooled
+#: tokens, a token rare among benign reference accounts weighs by its own rarity
+IDENTITY_KINDS = ("net", "ua", "pay", "tpl", "fp")
 
 _TIME_HASHES = 16
 _TIME_BAND = 4
@@ -288,6 +291,14 @@ class HydraLinker:
             self.null_rate_[k] = rates
             self.weights_[k] = [float(min(-np.log10(q), self.max_weight)) for q in rates]
         self.n_reference_accounts_ = n_acc
+        self.token_holders_: dict[tuple[str, str], int] = {}
+        for _o, k, v in {
+            (o, k, v) for o, k, v in zip(
+                tokens.column("org_id").to_pylist(), tokens.column("kind").to_pylist(),
+                tokens.column("value").to_pylist(), strict=True,
+            ) if k in IDENTITY_KINDS
+        }:
+            self.token_holders_[(k, v)] = self.token_holders_.get((k, v), 0) + 1
         # evidence kinds are not independent among benign accounts (one product's users
         # share a client library, its templates and its working hours), so the threshold
         # is also set above the strongest evidence any benign reference pair has
@@ -298,6 +309,16 @@ class HydraLinker:
                 self._pair_weight(kind, count, inv, len(uniq)).max()
             )
         return self
+
+    def _token_weight(self, kind: str, value: str) -> float:
+        """``-log10`` of the share of benign reference accounts holding this very token
+        (+1 smoothed); 0 for similarity hashes and before ``fit``."""
+        holders = getattr(self, "token_holders_", None)
+        if holders is None or kind not in IDENTITY_KINDS:
+            return 0.0
+        n_ref = float(getattr(self, "n_reference_accounts_", 0))
+        q = (holders.get((kind, value), 0) + 1.0) / (n_ref + 1.0)
+        return float(min(-np.log10(q), self.max_weight))
 
     def threshold_for(self, n_accounts: int) -> float:
         """The edge threshold for a graph of ``n_accounts`` accounts: at least
@@ -315,13 +336,16 @@ class HydraLinker:
         return {k: [w] * MAX_GRADE for k, w in DEFAULT_WEIGHTS.items()}
 
     def _pair_weight(self, kind: np.ndarray, count: np.ndarray, inv: np.ndarray,
-                     n_pairs: int, *, capped: bool = True) -> np.ndarray:
+                     n_pairs: int, *, cap_content: bool = True,
+                     cap_channel: bool = True, floor: np.ndarray | None = None) -> np.ndarray:
         """Total evidence per pair: infrastructure kinds add up; content kinds count once
         (their maximum) capped at ``content_cap``; the channel is capped at
         ``channel_cap``."""
         weights = self._weights()
         table = np.array([weights[k] for k in KINDS])  # (kinds, grades)
         w = table[kind, np.minimum(count, MAX_GRADE) - 1]
+        if floor is not None:
+            w = np.maximum(w, floor)
         is_content = np.isin(kind, [KINDS.index(k) for k in CONTENT_KINDS])
         is_chan = kind == KINDS.index("chan")
         plain = np.where(is_content | is_chan, 0.0, w)
@@ -330,10 +354,11 @@ class HydraLinker:
         np.maximum.at(content, inv, np.where(is_content, w, 0.0))
         chan = np.zeros(n_pairs)
         np.maximum.at(chan, inv, np.where(is_chan, w, 0.0))
-        if not capped:
-            return np.asarray(total + content + chan)
-        return np.asarray(total + np.minimum(content, self.content_cap)
-                          + np.minimum(chan, self.channel_cap))
+        if cap_content:
+            content = np.minimum(content, self.content_cap)
+        if cap_channel:
+            chan = np.minimum(chan, self.channel_cap)
+        return np.asarray(total + content + chan)
 
     def link(
         self,
@@ -401,7 +426,8 @@ class HydraLinker:
         rows_a: list[np.ndarray] = []
         rows_c: list[np.ndarray] = []
         rows_k: list[np.ndarray] = []
-        for kind, _v, members in groups:
+        rows_w: list[np.ndarray] = []
+        for kind, value, members in groups:
             labs = labels[members]
             clustered = in_cluster[members]
             if not clustered.any() or not lone[members].any():
@@ -416,9 +442,12 @@ class HydraLinker:
             rows_a.append(a)
             rows_c.append(c)
             rows_k.append(np.full(len(a), kind_code[kind], np.int64))
+            rows_w.append(np.full(len(a), self._token_weight(kind, value)))
         if not rows_a:
             return labels
-        upair, total = self._pooled(rows_a, rows_c, rows_k, n)
+        acct, pool, typical = self._token_counts(groups, labels, n, np.full(n, 2))
+        upair, total = self._pooled(rows_a, rows_c, rows_k, rows_w, n, acct, pool, typical,
+                                    cap_channel=False)
         out = labels.copy()
         best: dict[int, tuple[float, int]] = {}
         for pk, t in zip(upair.tolist(), total.tolist(), strict=True):
@@ -431,17 +460,59 @@ class HydraLinker:
 
     def _pooled(
         self, rows_a: list[np.ndarray], rows_b: list[np.ndarray], rows_k: list[np.ndarray],
-        n: int,
+        rows_w: list[np.ndarray], n: int, pool_a: np.ndarray, pool_b: np.ndarray,
+        typical: np.ndarray, *, cap_channel: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Evidence between (account or cluster ``a``, cluster ``b``) from one row per shared
         token: pair keys ``a * n + b`` and their total weight. Against a whole cluster, shared
-        templates and channel are specific evidence, so nothing is capped."""
-        key = (np.concatenate(rows_a) * n + np.concatenate(rows_b)) * len(KINDS) + \
-            np.concatenate(rows_k)
-        uniq, counts = np.unique(key, return_counts=True)
+        templates are specific evidence, so content is not capped; the channel is capped
+        when ``cap_channel`` (between two clusters: one reseller serves many operators).
+        An identity token (``rows_w``, :meth:`_token_weight`) weighs at least its own rarity
+        among benign reference accounts: one template held by hundreds of a cluster's
+        members and by no benign account says more than "shares a template".
+
+        The null rates were learned on pairs of single accounts, each holding about
+        ``typical[k]`` shared tokens of kind ``k``. A pooled side holding ``pool[., k]``
+        distinct tokens offers a stranger that many more chances to match, so each kind
+        weighs ``log10(pool_a · pool_b / typical²)`` less (never more): a big cluster's
+        dozens of timing bands and client versions are not each as telling as one
+        account's, while one reseller channel shared by every member stays one token."""
+        a_all = np.concatenate(rows_a)
+        b_all = np.concatenate(rows_b)
+        k_all = np.concatenate(rows_k)
+        key = (a_all * n + b_all) * len(KINDS) + k_all
+        uniq, row_inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+        token_w = np.zeros(len(uniq))
+        np.maximum.at(token_w, row_inv, np.concatenate(rows_w))
         upair, inv = np.unique(uniq // len(KINDS), return_inverse=True)
-        total = self._pair_weight(uniq % len(KINDS), counts, inv, len(upair), capped=False)
-        return upair, total
+        total = self._pair_weight(uniq % len(KINDS), counts, inv, len(upair), cap_content=False,
+                                  cap_channel=cap_channel, floor=token_w)
+        kind = uniq % len(KINDS)
+        pair = uniq // len(KINDS)
+        ratio = pool_a[pair // n, kind] * pool_b[pair % n, kind] / typical[kind] ** 2
+        penalty = np.bincount(inv, weights=np.log10(np.maximum(ratio, 1.0)),
+                              minlength=len(upair))
+        return upair, total - penalty
+
+    @staticmethod
+    def _token_counts(
+        groups: list[tuple[str, str, np.ndarray]], labels: np.ndarray, n: int,
+        min_holders: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per account and per label (cluster), the number of distinct shared tokens of each
+        kind (a label counts a token held by at least ``min_holders[label]`` of its
+        members), and the typical count per account holding any of that kind."""
+        kind_code = {k: c for c, k in enumerate(KINDS)}
+        acct = np.zeros((n, len(KINDS)))
+        pool = np.zeros((n, len(KINDS)))
+        for kind, _v, members in groups:
+            c = kind_code[kind]
+            acct[members, c] += 1
+            labs, cnt = np.unique(labels[members], return_counts=True)
+            pool[labs[cnt >= min_holders[labs]], c] += 1
+        held = acct > 0
+        typical = np.maximum(acct.sum(0) / np.maximum(held.sum(0), 1), 1.0)
+        return np.maximum(acct, 1.0), np.maximum(pool, 1.0), typical
 
     def _merge(
         self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float
@@ -457,7 +528,8 @@ class HydraLinker:
         rows_a: list[np.ndarray] = []
         rows_b: list[np.ndarray] = []
         rows_k: list[np.ndarray] = []
-        for kind, _v, members in groups:
+        rows_w: list[np.ndarray] = []
+        for kind, value, members in groups:
             labs = labels[members]
             keep = sizes[labs] >= 2
             if keep.sum() < 2:
@@ -470,9 +542,12 @@ class HydraLinker:
             rows_a.append(cl_ids[i])
             rows_b.append(cl_ids[j])
             rows_k.append(np.full(len(i), kind_code[kind], np.int64))
+            rows_w.append(np.full(len(i), self._token_weight(kind, value)))
         if not rows_a:
             return labels
-        upair, total = self._pooled(rows_a, rows_b, rows_k, n)
+        _acct, pool, typical = self._token_counts(groups, labels, n, np.minimum(2, sizes))
+        upair, total = self._pooled(rows_a, rows_b, rows_k, rows_w, n, pool, pool, typical,
+                                    cap_channel=True)
         strong = upair[total >= tau]
         if not len(strong):
             return labels
