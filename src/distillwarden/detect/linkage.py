@@ -11,7 +11,12 @@ is rarer among benign pairs and weighs more (the weight per number of bands shar
 like the others). The reseller channel is supporting evidence capped at ``channel_cap``.
 Accounts left alone after linking are attached to a cluster when their evidence against the
 cluster's pooled tokens reaches the threshold, and clusters whose pooled tokens link them are
-merged (``attach=True`` does both). Content evidence (shared templates,
+merged (``attach=True`` does both). Pooled evidence is discounted by how many distinct tokens
+of a kind the pool holds (a stranger matches one of a big cluster's many client versions or
+timing bands by chance more often than one account's), identity tokens (network, client,
+card, template, fingerprint) weigh at least their own rarity among benign reference
+accounts, and between two clusters the channel stays capped (one reseller serves many
+operators). Content evidence (shared templates,
 near-duplicate fingerprints, embedding centroids) is
 correlated with itself and is shared by unrelated operators who copy the same public
 template, so together it counts as one kind capped at ``content_cap``: content supports a
