@@ -97,3 +97,33 @@ def test_cluster_lift_needs_own_evidence_unless_the_cluster_is_all_suspicious() 
     mixed = np.r_[np.full(12, 1e-6), np.full(4, 0.03), np.full(4, 0.6)]
     lifted = lift_mask(mixed, 0.01, 0.05, 0.9)
     assert lifted[:12].all() and not lifted[12:].any()
+
+
+def test_pooled_cluster_traffic_adds_up_what_members_show_a_little_each(
+    fitted: DistillationDetector, benign_prompts: list[str]
+) -> None:
+    from distillwarden.detect.features import request_features
+    from distillwarden.detect.linkage import HydraCluster
+
+    # 40 accounts of one operator, each slipping 1 judge prompt into 60 ordinary ones: weak
+    # evidence alone, 40 of 2,440 requests together; 40 benign accounts pooled the same way
+    # stay ordinary
+    t = TrafficBuilder(13)
+    judge = attack_prompts("judge", benign_prompts[1::2])
+    for i in range(40):
+        t.account(f"op{i}", benign_prompts[::2], n=60)
+        t.account(f"opj{i}", judge, n=1)
+        t.account(f"ben{i}", benign_prompts[::2], n=60)
+    feats = request_features(t.events())
+    org = [("op" + o[3:]) if o.startswith("opj") else o
+           for o in feats.column("org_id").to_pylist()]
+    feats = feats.set_column(feats.schema.get_field_index("org_id"), "org_id",
+                             pa.array(org, pa.string()))
+    members = lambda prefix: tuple(f"{prefix}{i}" for i in range(40))  # noqa: E731
+    clusters = [HydraCluster("hyd_op", members("op"), {}, 0.0),
+                HydraCluster("hyd_ben", members("ben"), {}, 0.0)]
+    pooled = fitted._pooled_cluster_p(feats, clusters)
+    s = fitted.score_accounts(t.events(), t.accounts_table(), features=feats)
+    own = s.p_account[[s.org_ids.index(f"op{i}") for i in range(40)]]
+    assert pooled["hyd_op"] < own.min() / 100  # far stronger than any member alone
+    assert pooled["hyd_ben"] > 0.01

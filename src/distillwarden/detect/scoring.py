@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from distillwarden.embeddings import MAX_TOKENS
 
@@ -368,6 +369,7 @@ class DistillationDetector:
         if self.link and sig.num_rows >= 2:
             clusters = self.linker_.link(feats, accounts, centroids)
             pos = {o: i for i, o in enumerate(orgs)}
+            pooled = self._pooled_cluster_p(feats, clusters) if self.cluster_lift else {}
             for c in clusters:
                 idx = np.array([pos[m] for m in c.members if m in pos], dtype=np.int64)
                 for m in c.members:
@@ -376,6 +378,8 @@ class DistillationDetector:
                     # a cluster raises confidence in members that look suspicious on their
                     # own; it never flags an account with nothing suspicious of its own
                     p_c = float(cauchy_combine(p_acc[idx][None, :])[0])
+                    if c.cluster_id in pooled:
+                        p_c = min(1.0, 2.0 * min(p_c, pooled[c.cluster_id]))
                     gate = lift_mask(p_acc[idx], self.lift_gate, self.lift_gate_weak,
                                      self.lift_quorum)
                     p_final[idx] = np.where(gate, np.minimum(p_acc[idx], p_c), p_acc[idx])
@@ -387,6 +391,37 @@ class DistillationDetector:
         )
         self._last = (key, scores)
         return scores
+
+    def _pooled_cluster_p(
+        self, feats: pa.Table, clusters: Sequence[HydraCluster]
+    ) -> dict[str, float]:
+        """Each cluster's traffic taken as one operator's: the shares of request features
+        over all its members' requests pooled, calibrated
+        like one account's and combined (Cauchy). The members' own p-values cannot add up
+        (linked accounts are dependent, and Cauchy is valid under any dependence), but their
+        pooled requests can: 2,000 accounts that each send a slightly raised share of
+        benchmark items send, together, a share no benign account's volume would show."""
+        # shares of request features only: timing (pacing mix) means nothing once
+        # several accounts' requests are interleaved
+        names = [n for n in self.signal_names_ if n in COUNT_SIGNALS and n != "pacing_mix"]
+        member_of = {m: c.cluster_id for c in clusters for m in c.members}
+        if not names or not member_of:
+            return {}
+        org = feats.column("org_id")
+        keep = pa.compute.is_in(org, value_set=pa.array(list(member_of), org.type))
+        sub = feats.filter(keep)
+        if sub.num_rows == 0:
+            return {}
+        mapped = pa.array([member_of[str(o)] for o in sub.column("org_id").to_pylist()],
+                          pa.string())
+        sub = sub.set_column(sub.schema.get_field_index("org_id"), "org_id", mapped)
+        sig = account_signals(sub, None)
+        stats = self._statistics(sig, tuple(names))
+        p = np.column_stack([self.calibrators_[n].pvalue(stats[:, j])
+                             for j, n in enumerate(names)])
+        p_pool = cauchy_combine(p)
+        return {str(c): float(v) for c, v in
+                zip(sig.column("org_id").to_pylist(), p_pool, strict=True)}
 
     def decision_function(
         self, events: pa.Table, accounts: pa.Table | None = None
