@@ -97,6 +97,10 @@ def test_cluster_lift_needs_own_evidence_unless_the_cluster_is_all_suspicious() 
     mixed = np.r_[np.full(12, 1e-6), np.full(4, 0.03), np.full(4, 0.6)]
     lifted = lift_mask(mixed, 0.01, 0.05, 0.9)
     assert lifted[:12].all() and not lifted[12:].any()
+    # two accounts, an attacker and an ordinary one at p 0.03: not a quorum of an operator
+    pair = np.array([1e-6, 0.03])
+    assert lift_mask(pair, 0.01, 0.05, 0.9).tolist() == [True, False]
+    assert lift_mask(np.full(5, 0.03), 0.01, 0.05, 0.9).all()
 
 
 def test_pooled_cluster_traffic_adds_up_what_members_show_a_little_each(

@@ -17,8 +17,10 @@ Method (see docs/detection.md):
    risk that about 0.1% of benign accounts exceed.
 5. Hydra clusters (``linkage.py``) lift their members: the p-value of a member that is
    suspicious on its own (p <= ``lift_gate``, or p <= ``lift_gate_weak`` when at least
-   ``lift_quorum`` of the members are) becomes the smaller of its own and the Cauchy
-   combination of all members' p-values.
+   ``lift_quorum`` of the members, and at least ``lift_quorum_min`` of them, are) becomes
+   the smaller of its own and the cluster's: the Bonferroni union of the Cauchy combination
+   of the members' p-values and of the cluster's requests pooled as one account's
+   (:meth:`DistillationDetector._pooled_cluster_p`).
 """
 
 from __future__ import annotations
@@ -87,13 +89,17 @@ def _calibrator(name: str) -> TailCalibrator:
     return TailCalibrator(min_scale=1.0 if name in COUNT_SIGNALS else 0.0)
 
 
-def lift_mask(p: np.ndarray, gate: float, weak_gate: float, quorum: float) -> np.ndarray:
+def lift_mask(
+    p: np.ndarray, gate: float, weak_gate: float, quorum: float, min_quorum: int = 5
+) -> np.ndarray:
     """Which members of one cluster its evidence may lift: those with ``p <= gate``, or, when
-    at least ``quorum`` of the members have ``p <= weak_gate`` (the cluster is one suspicious
-    operator's), all of those. A cluster mixing suspicious and ordinary accounts (a benign
-    account wrongly linked) lifts only members with strong evidence of their own."""
+    at least ``quorum`` of the members, and at least ``min_quorum`` of them, have
+    ``p <= weak_gate`` (the cluster is one suspicious operator's), all of those. A cluster
+    mixing suspicious and ordinary accounts (a benign account wrongly linked) lifts only
+    members with strong evidence of their own; so does a small one, where "all members are
+    mildly suspicious" is one ordinary account at p 0.05 linked to one attacker."""
     weak = p <= weak_gate
-    if len(p) and weak.mean() >= quorum:
+    if len(p) and weak.mean() >= quorum and int(weak.sum()) >= min_quorum:
         return weak
     return p <= gate
 
@@ -169,6 +175,7 @@ class DistillationDetector:
         lift_gate: float = 0.01,
         lift_gate_weak: float = 0.05,
         lift_quorum: float = 0.9,
+        lift_quorum_min: int = 5,
         linker: HydraLinker | None = None,
         benchmark_index: BenchmarkIndex | None = None,
         cache_dir: str | Path | None = None,
@@ -185,6 +192,7 @@ class DistillationDetector:
         self.lift_gate = lift_gate
         self.lift_gate_weak = lift_gate_weak
         self.lift_quorum = lift_quorum
+        self.lift_quorum_min = lift_quorum_min
         self.linker = linker
         self.benchmark_index = benchmark_index
         self.cache_dir = cache_dir
@@ -381,7 +389,8 @@ class DistillationDetector:
                     if c.cluster_id in pooled:
                         p_c = min(1.0, 2.0 * min(p_c, pooled[c.cluster_id]))
                     gate = lift_mask(p_acc[idx], self.lift_gate, self.lift_gate_weak,
-                                     self.lift_quorum)
+                                     self.lift_quorum,
+                                     getattr(self, "lift_quorum_min", 5))
                     p_final[idx] = np.where(gate, np.minimum(p_acc[idx], p_c), p_acc[idx])
         risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
         scores = AccountScores(
