@@ -10,7 +10,11 @@ perplexity ratios come with 95% bootstrap intervals that resample prompts (all s
 prompt together); with two seeds or more the plain-vs-plain ratio between seeds shows how
 far sampling noise alone moves the length.
 
+Attribution is measured per output (whatever its length) and on 400-token documents: each
+account's outputs over all seeds joined and cut into consecutive 400 tokens.
+
 Run: python bench/watermark/real_model.py [--prompts 24 --max-new-tokens 300 --seeds 1 2]
+The committed figures: --prompts 32 --seeds 1 2 3 4 --plain-bias
 """
 
 from __future__ import annotations
@@ -301,6 +305,48 @@ def main() -> None:
                 }
             )
     n_texts = len(per_text)
+    # 400-token documents per account: each account's outputs (every seed, in order) joined
+    # and cut into consecutive 400-token chunks, as leaked text from one account would be
+    doc_tokens = 400
+
+    def account_docs(name: str) -> list[tuple[int, list[int]]]:
+        docs = []
+        for i in range(n):
+            joined = [t for s in seeds for t in runs[(name, s)]["ids"][i]]
+            docs += [
+                (i, joined[a : a + doc_tokens])
+                for a in range(0, len(joined) - doc_tokens + 1, doc_tokens)
+            ]
+        return docs
+
+    docs_correct = docs_wrong = 0
+    wm_docs = account_docs("watermarked")
+    for i, doc in wm_docs:
+        r = attribute_tokens(doc, keys, cfg, prompt_ids=prompt_ids[i], alpha=1e-6, top=2)
+        docs_correct += r.ranked[0].account == truth[i] and r.ranked[0].attributed and not (
+            r.ranked[1].attributed
+        )
+        docs_wrong += any(a.attributed and a.account != truth[i] for a in r.ranked)
+    plain_docs = account_docs("plain")
+    plain_docs_attributed = sum(
+        attribute_tokens(doc, keys, cfg, prompt_ids=prompt_ids[i], alpha=1e-6, top=1).attributed
+        != []
+        for i, doc in plain_docs
+    )
+    docs_400 = {
+        "tokens_per_document": doc_tokens,
+        "documents": len(wm_docs),
+        "accounts": len({i for i, _ in wm_docs}),
+        "correct": int(docs_correct),
+        "accuracy": docs_correct / max(1, len(wm_docs)),
+        "wilson_99": list(wilson(int(docs_correct), len(wm_docs))),
+        "wrong_account_attributions": int(docs_wrong),
+        "unwatermarked_documents": len(plain_docs),
+        "unwatermarked_documents_attributed": int(plain_docs_attributed),
+        "how": "each account's outputs over all seeds joined in order and cut into "
+        "consecutive 400-token documents; attribution among all keys at FWER 1e-6",
+    }
+    print("400-token documents:", json.dumps(docs_400), flush=True)
     plain_clean = [
         attribute_tokens(ids, keys, cfg, alpha=1e-6, top=1).attributed != []
         for s in seeds
@@ -366,6 +412,7 @@ def main() -> None:
         "wrong_account_attributions": int(sum(t["wrong_account_attributed"] for t in per_text)),
         "attribution_per_text": per_text,
         "unwatermarked_outputs_attributed": int(sum(plain_clean)),
+        "attribution_400_token_documents": docs_400,
         "seconds": time.time() - t0,
     }
     if "plain_bias" in configs:
@@ -390,6 +437,7 @@ def main() -> None:
             "ppl_ratio": ppl_ratio,
             "length_ratio": len_ratio,
             "real_model_attribution_acc": correct / n_texts,
+            "real_model_attribution_acc_400_tokens_10k_keys": docs_400["accuracy"],
         },
     )
 
