@@ -263,9 +263,18 @@ class DistillationDetector:
         ref: MMDReference | None = MMDReference.fit(vecs) if len(vecs) >= 4 else None
         self.reference_ = ref
 
-    def _statistics(self, sig: pa.Table, names: tuple[str, ...]) -> np.ndarray:
+    def _statistics(
+        self, sig: pa.Table, names: tuple[str, ...], *, cap_volume: bool = True
+    ) -> np.ndarray:
+        """Signal values, share signals as count statistics. The count statistic grows with
+        the number of requests, so an account busier than every benign reference account
+        would be judged where calibration has seen nothing: its requests are counted up to
+        the busiest reference account's (``n_cap_``), never beyond (``cap_volume``)."""
         x = signal_matrix(sig, names)
         n = sig.column("n_requests").to_numpy(zero_copy_only=False).astype(np.float64)
+        cap = getattr(self, "n_cap_", None)
+        if cap_volume and cap is not None:
+            n = np.minimum(n, cap)
         for j, name in enumerate(names):
             if name in COUNT_SIGNALS:
                 share = np.nan_to_num(x[:, j])
@@ -287,6 +296,7 @@ class DistillationDetector:
                 "hundred give useful calibration)"
             )
         n = sig.column("n_requests").to_numpy(zero_copy_only=False).astype(np.float64)
+        self.n_cap_ = float(n.max())
         self.base_rates_ = {}
         for name in COUNT_SIGNALS:
             share = np.nan_to_num(signal_matrix(sig, (name,))[:, 0])
@@ -405,8 +415,9 @@ class DistillationDetector:
         self, feats: pa.Table, clusters: Sequence[HydraCluster]
     ) -> dict[str, float]:
         """Each cluster's traffic taken as one operator's: the shares of request features
-        over all its members' requests pooled, calibrated
-        like one account's and combined (Cauchy). The members' own p-values cannot add up
+        over all its members' requests pooled, calibrated like one account's (volume not
+        capped: adding up the members' requests is the point) and combined (Cauchy). The
+        members' own p-values cannot add up
         (linked accounts are dependent, and Cauchy is valid under any dependence), but their
         pooled requests can: 2,000 accounts that each send a slightly raised share of
         benchmark items send, together, a share no benign account's volume would show."""
@@ -425,7 +436,7 @@ class DistillationDetector:
                           pa.string())
         sub = sub.set_column(sub.schema.get_field_index("org_id"), "org_id", mapped)
         sig = account_signals(sub, None)
-        stats = self._statistics(sig, tuple(names))
+        stats = self._statistics(sig, tuple(names), cap_volume=False)
         p = np.column_stack([self.calibrators_[n].pvalue(stats[:, j])
                              for j, n in enumerate(names)])
         p_pool = cauchy_combine(p)
