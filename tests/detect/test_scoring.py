@@ -131,3 +131,17 @@ def test_pooled_cluster_traffic_adds_up_what_members_show_a_little_each(
     own = s.p_account[[s.org_ids.index(f"op{i}") for i in range(40)]]
     assert pooled["hyd_op"] < own.min() / 100  # far stronger than any member alone
     assert pooled["hyd_ben"] > 0.01
+
+
+def test_count_statistics_do_not_extrapolate_beyond_the_busiest_reference_account(
+    fitted: DistillationDetector,
+) -> None:
+    cap = fitted.n_cap_
+    assert 15 <= cap <= 95  # the fixture's reference accounts send 15 to 94 requests
+    sig = pa.table({"org_id": ["at_cap", "ten_times"], "n_requests": [cap, 10 * cap],
+                    "share_judge": [0.2, 0.2]})
+    j = fitted.signal_names_.index("share_judge")
+    capped = fitted._statistics(sig, fitted.signal_names_)[:, j]
+    assert capped[0] > 0 and capped[0] == capped[1]
+    raw = fitted._statistics(sig, fitted.signal_names_, cap_volume=False)[:, j]
+    assert raw[1] == pytest.approx(10 * raw[0])
