@@ -69,6 +69,9 @@ class GreenListBias:
         special = config.special_token_ids if config.length_neutral else ()
         self._special = torch.tensor(special, dtype=torch.int64)
         self._scratch: torch.Tensor | None = None
+        self._np_buffers: dict[
+            tuple[int, int, str], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+        ] = {}
 
     def active(self, device: torch.device) -> torch.Tensor:
         """``(rows,)`` whether each row has a key (is watermarked at all)."""
@@ -230,12 +233,9 @@ class GreenListBias:
         gate = None if bool(on.all()) else on.numpy()[:, None]
         delta = s.dtype.type(self.config.delta)
         step = min(vocab, max(256, _NP_SLICE // rows))
-        z = np.empty((rows, step), dtype=np.uint64)
-        t = np.empty_like(z)
-        g = np.empty((rows, step), dtype=bool)
+        z, t, g, e = self._np_scratch(rows, step, s.dtype)
         if masses is not None:
             special, sums = masses
-            e = np.empty((rows, step), dtype=s.dtype)
             e_t = torch.from_numpy(e)  # the same memory: torch's exp and sum are faster
             totals = torch.from_numpy(sums)
             m = s.max(axis=1, keepdims=True)
@@ -263,6 +263,23 @@ class GreenListBias:
                 np.multiply(ew, green, out=ew)
                 totals[1] += et.sum(dim=1)
         return out
+
+    def _np_scratch(
+        self, rows: int, step: int, dtype: np.dtype
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Scratch arrays of the numpy path (hash state, shift, green bits, masses), kept
+        between decoding steps: a fresh megabyte per step costs page faults every step."""
+        key = (rows, step, np.dtype(dtype).str)
+        cached = self._np_buffers.get(key)
+        if cached is None:
+            cached = (
+                np.empty((rows, step), dtype=np.uint64),
+                np.empty((rows, step), dtype=np.uint64),
+                np.empty((rows, step), dtype=bool),
+                np.empty((rows, step), dtype=dtype),
+            )
+            self._np_buffers = {key: cached}
+        return cached
 
     def green_mask(
         self, ctx_hash: torch.Tensor, vocab: int, rows: torch.Tensor | None = None
