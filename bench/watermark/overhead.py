@@ -18,15 +18,13 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 from common import merge_results  # noqa: E402
-from real_model import MASTER, TimedProcessor, prompts  # noqa: E402
-from transformers import LogitsProcessorList  # noqa: E402
+from real_model import MASTER, TimedProcessor, prompts, timed_generate  # noqa: E402
 
 from distillwarden.upstream.model import load_local_model  # noqa: E402
 from distillwarden.watermark.config import derive_account_key  # noqa: E402
@@ -67,15 +65,7 @@ def main() -> None:
     def run(watermark: bool, seed: int) -> tuple[float, float, int]:
         proc = TimedProcessor(cfg, keys, args.temperature) if watermark else None
         torch.manual_seed(seed)
-        t = time.perf_counter()
-        with torch.no_grad():
-            out = model.generate(
-                input_ids=enc.input_ids,
-                attention_mask=enc.attention_mask,
-                **gen_kwargs,
-                logits_processor=LogitsProcessorList([proc]) if proc else None,
-            )
-        wall = time.perf_counter() - t
+        out, wall = timed_generate(model, enc, gen_kwargs, proc)
         slots = (out.shape[1] - enc.input_ids.shape[1]) * out.shape[0]
         return wall, (proc.seconds if proc else 0.0), slots
 

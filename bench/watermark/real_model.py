@@ -56,6 +56,22 @@ class TimedProcessor(AccountWatermarkLogitsProcessor):
         return out
 
 
+def timed_generate(
+    model: Any, enc: Any, gen_kwargs: dict[str, Any], proc: TimedProcessor | None
+) -> tuple[torch.Tensor, float]:
+    """``model.generate`` on the encoded batch, with ``proc`` (or nothing) as the logits
+    processor: the output ids and the wall time."""
+    t = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=enc.input_ids,
+            attention_mask=enc.attention_mask,
+            **gen_kwargs,
+            logits_processor=LogitsProcessorList([proc]) if proc else None,
+        )
+    return out, time.perf_counter() - t
+
+
 def prompts(n: int) -> list[str]:
     ef = _package_dir("eval_framework")
     if ef is None:
@@ -173,15 +189,8 @@ def main() -> None:
                     if name in configs
                     else None
                 )
-                t = time.perf_counter()
-                with torch.no_grad():
-                    out = model.generate(
-                        input_ids=enc.input_ids,
-                        attention_mask=enc.attention_mask,
-                        **gen_kwargs,
-                        logits_processor=LogitsProcessorList([proc]) if proc else None,
-                    )
-                wall += time.perf_counter() - t
+                out, seconds = timed_generate(model, enc, gen_kwargs, proc)
+                wall += seconds
                 proc_s += proc.seconds if proc else 0.0
                 plen = enc.input_ids.shape[1]
                 gen = out[:, plen:]
