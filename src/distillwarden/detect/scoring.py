@@ -18,9 +18,9 @@ Method (see docs/detection.md):
 5. Hydra clusters (``linkage.py``) lift their members: the p-value of a member that is
    suspicious on its own (p <= ``lift_gate``, or p <= ``lift_gate_weak`` when at least
    ``lift_quorum`` of the members, and at least ``lift_quorum_min`` of them, are) becomes
-   the smaller of its own and the cluster's: the Bonferroni union of the Cauchy combination
-   of the members' p-values and of the cluster's requests pooled as one account's
-   (:meth:`DistillationDetector._pooled_cluster_p`).
+   the smaller of its own and the cluster's: the Cauchy combination of the members' p-values
+   or, for clusters of at least ``pool_min_members``, its Bonferroni union with the
+   cluster's requests pooled as one account's (:meth:`DistillationDetector._pooled_cluster_p`).
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ class DistillationDetector:
         lift_gate_weak: float = 0.05,
         lift_quorum: float = 0.9,
         lift_quorum_min: int = 5,
+        pool_min_members: int = 10,
         linker: HydraLinker | None = None,
         benchmark_index: BenchmarkIndex | None = None,
         cache_dir: str | Path | None = None,
@@ -193,6 +194,7 @@ class DistillationDetector:
         self.lift_gate_weak = lift_gate_weak
         self.lift_quorum = lift_quorum
         self.lift_quorum_min = lift_quorum_min
+        self.pool_min_members = pool_min_members
         self.linker = linker
         self.benchmark_index = benchmark_index
         self.cache_dir = cache_dir
@@ -387,7 +389,11 @@ class DistillationDetector:
         if self.link and sig.num_rows >= 2:
             clusters = self.linker_.link(feats, accounts, centroids)
             pos = {o: i for i, o in enumerate(orgs)}
-            pooled = self._pooled_cluster_p(feats, clusters) if self.cluster_lift else {}
+            # pooling pays where many accounts each carry a little evidence; a small
+            # cluster keeps the members' combination alone (no Bonferroni factor to pay)
+            big = [c for c in clusters
+                   if len(c.members) >= getattr(self, "pool_min_members", 10)]
+            pooled = self._pooled_cluster_p(feats, big) if self.cluster_lift else {}
             for c in clusters:
                 idx = np.array([pos[m] for m in c.members if m in pos], dtype=np.int64)
                 for m in c.members:
