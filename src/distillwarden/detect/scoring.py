@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 
 from distillwarden.embeddings import MAX_TOKENS
 
@@ -434,7 +434,7 @@ class DistillationDetector:
         if not names or not member_of:
             return {}
         org = feats.column("org_id")
-        keep = pa.compute.is_in(org, value_set=pa.array(list(member_of), org.type))
+        keep = pc.is_in(org, value_set=pa.array(list(member_of), org.type))
         sub = feats.filter(keep)
         if sub.num_rows == 0:
             return {}
