@@ -141,15 +141,18 @@ def green_np(key: bytes, windows: np.ndarray, tokens: np.ndarray, gamma: float) 
     return score_np(c, t) < np.uint64(gamma_threshold(gamma))
 
 
-def _mix_inplace_np(z: np.ndarray, t: np.ndarray) -> None:
+def _mix_inplace_np(z: np.ndarray, t: np.ndarray, final: bool = True) -> None:
+    """:func:`_mix_np` in place, ``t`` a scratch array like ``z``; ``final=False`` stops
+    before the last xor-shift (see :func:`green_mask_np_into` for when that is exact)."""
     np.right_shift(z, np.uint64(30), out=t)
     z ^= t
     z *= np.uint64(_C1)
     np.right_shift(z, np.uint64(27), out=t)
     z ^= t
     z *= np.uint64(_C2)
-    np.right_shift(z, np.uint64(31), out=t)
-    z ^= t
+    if final:
+        np.right_shift(z, np.uint64(31), out=t)
+        z ^= t
 
 
 def green_count_matrix_np(
@@ -202,13 +205,7 @@ def green_mask_np_into(
     below a threshold of 2^31 (gamma < 0.5) it cannot change which scores are green, so it
     is skipped there."""
     np.bitwise_xor(tok_hash, ctx_hash[:, None], out=z)
-    for shift, mult in ((30, _C1), (27, _C2)):
-        np.right_shift(z, np.uint64(shift), out=t)
-        z ^= t
-        z *= np.uint64(mult)
-    if threshold >= 1 << 31:
-        np.right_shift(z, np.uint64(31), out=t)
-        z ^= t
+    _mix_inplace_np(z, t, final=threshold >= 1 << 31)
     return np.less(z, np.uint64(threshold << 32), out=out)
 
 

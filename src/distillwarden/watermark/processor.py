@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - transformers is installed with the wat
 __all__ = ["AccountWatermarkLogitsProcessor", "GreenListBias"]
 
 _CPU_SLICE = 16_384  # elements per slice: below torch's intra-op parallel grain (32,768)
-_NP_SLICE = 131072  # elements per slice of the numpy CPU path (its scratch stays in cache)
+_NP_SLICE = 131_072  # elements per slice of the numpy CPU path (its scratch stays in L2)
 _NP_DTYPES = (torch.float32, torch.float64)
 
 
@@ -127,12 +127,12 @@ class GreenListBias:
             return self.keep_special_probability(
                 scores, self._add_green(scores, ctx_hash, on), special
             )
+        sp = special.numpy()
         sums = np.zeros((2, scores.shape[0]), dtype=np.float64)
-        out = self._add_green_numpy(scores, ctx_hash, on, masses=(special.numpy(), sums))
+        out = self._add_green_numpy(scores, ctx_hash, on, masses=(sp, sums))
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = t * np.log1p(math.expm1(self.config.delta / t) * sums[1] / sums[0])
         shift = np.where(np.isfinite(shift), shift, 0.0)
-        sp = special.numpy()
         o = out.numpy()
         o[:, sp] = scores.detach().numpy()[:, sp] + shift[:, None].astype(o.dtype)
         return out
