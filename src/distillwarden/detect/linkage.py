@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -296,14 +297,10 @@ class HydraLinker:
             self.null_rate_[k] = rates
             self.weights_[k] = [float(min(-np.log10(q), self.max_weight)) for q in rates]
         self.n_reference_accounts_ = n_acc
-        self.token_holders_: dict[tuple[str, str], int] = {}
-        for _o, k, v in {
-            (o, k, v) for o, k, v in zip(
-                tokens.column("org_id").to_pylist(), tokens.column("kind").to_pylist(),
-                tokens.column("value").to_pylist(), strict=True,
-            ) if k in IDENTITY_KINDS
-        }:
-            self.token_holders_[(k, v)] = self.token_holders_.get((k, v), 0) + 1
+        held = set(zip(tokens.column("org_id").to_pylist(), tokens.column("kind").to_pylist(),
+                       tokens.column("value").to_pylist(), strict=True))
+        self.token_holders_: dict[tuple[str, str], int] = dict(
+            Counter((k, v) for _o, k, v in held if k in IDENTITY_KINDS))
         # evidence kinds are not independent among benign accounts (one product's users
         # share a client library, its templates and its working hours), so the threshold
         # is also set above the strongest evidence any benign reference pair has
@@ -489,11 +486,10 @@ class HydraLinker:
         uniq, row_inv, counts = np.unique(key, return_inverse=True, return_counts=True)
         token_w = np.zeros(len(uniq))
         np.maximum.at(token_w, row_inv, np.concatenate(rows_w))
-        upair, inv = np.unique(uniq // len(KINDS), return_inverse=True)
-        total = self._pair_weight(uniq % len(KINDS), counts, inv, len(upair), cap_content=False,
+        pair, kind = np.divmod(uniq, len(KINDS))
+        upair, inv = np.unique(pair, return_inverse=True)
+        total = self._pair_weight(kind, counts, inv, len(upair), cap_content=False,
                                   cap_channel=cap_channel, floor=token_w)
-        kind = uniq % len(KINDS)
-        pair = uniq // len(KINDS)
         ratio = pool_a[pair // n, kind] * pool_b[pair % n, kind] / typical[kind] ** 2
         penalty = np.bincount(inv, weights=np.log10(np.maximum(ratio, 1.0)),
                               minlength=len(upair))

@@ -344,10 +344,12 @@ class DistillationDetector:
                 "or use distillwarden.detect.reference.default_detector()"
             )
 
-    def _pvalues(self, stats: np.ndarray) -> np.ndarray:
+    def _pvalues(self, stats: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated p-values of ``stats``, whose columns are ``names`` (default: every
+        fitted signal)."""
+        names = self.signal_names_ if names is None else names
         return np.column_stack(
-            [self.calibrators_[name].pvalue(stats[:, j]) for j, name in
-             enumerate(self.signal_names_)]
+            [self.calibrators_[name].pvalue(stats[:, j]) for j, name in enumerate(names)]
         ) if stats.shape[1] else np.ones((stats.shape[0], 0))
 
     def _combine(self, p: np.ndarray) -> np.ndarray:
@@ -423,10 +425,10 @@ class DistillationDetector:
         """Each cluster's traffic taken as one operator's: the shares of request features
         over all its members' requests pooled, calibrated like one account's (volume not
         capped: adding up the members' requests is the point) and combined (Cauchy). The
-        members' own p-values cannot add up
-        (linked accounts are dependent, and Cauchy is valid under any dependence), but their
-        pooled requests can: 2,000 accounts that each send a slightly raised share of
-        benchmark items send, together, a share no benign account's volume would show."""
+        members' own p-values cannot add up (linked accounts are dependent, and Cauchy is
+        valid under any dependence), but their pooled requests can: 2,000 accounts that each
+        send a slightly raised share of benchmark items send, together, a share no benign
+        account's volume would show."""
         # shares of request features only: timing (pacing mix) means nothing once
         # several accounts' requests are interleaved
         names = [n for n in self.signal_names_ if n in COUNT_SIGNALS and n != "pacing_mix"]
@@ -443,9 +445,7 @@ class DistillationDetector:
         sub = sub.set_column(sub.schema.get_field_index("org_id"), "org_id", mapped)
         sig = account_signals(sub, None)
         stats = self._statistics(sig, tuple(names), cap_volume=False)
-        p = np.column_stack([self.calibrators_[n].pvalue(stats[:, j])
-                             for j, n in enumerate(names)])
-        p_pool = cauchy_combine(p)
+        p_pool = cauchy_combine(self._pvalues(stats, names))
         return {str(c): float(v) for c, v in
                 zip(sig.column("org_id").to_pylist(), p_pool, strict=True)}
 
