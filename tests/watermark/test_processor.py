@@ -210,14 +210,15 @@ def test_length_neutral_on_the_sliced_full_vocabulary_path() -> None:
 
 
 def test_length_neutral_with_special_ids_in_several_vocabulary_slices() -> None:
-    # special ids in the first, a middle and the last slice of the CPU path, a likely EOS in
-    # the middle, T = 0.7: their probabilities at T are kept, every other logit is the plain bias
+    # special ids spread over the vocabulary (so over the CPU path's slices), a likely EOS
+    # in the last one, T = 0.7: their probabilities at T are kept, every other logit is the
+    # plain bias
     special = (1, 20_000, 49_151)
     cfg = WatermarkConfig(vocab_size=49_152, special_token_ids=special)
     old = WatermarkConfig(vocab_size=49_152, special_token_ids=special, length_neutral=False)
     ids = torch.tensor([[3, 40_000, 17], [3, 40_000, 17], [9, 9, 9]])
     scores = torch.randn(3, 49_152, generator=torch.Generator().manual_seed(4)) * 2
-    scores[:, 20_000] += 9.0
+    scores[:, 49_151] += 9.0
     keys = [KEY_A, None, KEY_B]
     out = AccountWatermarkLogitsProcessor(cfg, keys, temperature=0.7)(ids, scores.clone())
     ref = AccountWatermarkLogitsProcessor(old, keys, temperature=0.7)(ids, scores.clone())
@@ -227,7 +228,7 @@ def test_length_neutral_with_special_ids_in_several_vocabulary_slices() -> None:
     q = torch.softmax(scores / 0.7, -1)[:, list(special)]
     assert torch.allclose(p, q, atol=1e-6, rtol=1e-4)
     plain = torch.softmax(ref / 0.7, -1)[:, list(special)]
-    assert ((plain[[0, 2], 1] / q[[0, 2], 1]) - 1).abs().min() > 0.05  # the bias would move it
+    assert ((plain[[0, 2], 2] / q[[0, 2], 2]) - 1).abs().min() > 0.05  # the bias would move it
 
 
 def test_eos_probability_is_unchanged_at_every_step_of_generate() -> None:
