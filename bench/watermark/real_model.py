@@ -287,17 +287,24 @@ def main() -> None:
                 for i, ids in enumerate(run["ids"]):
                     row = {"condition": name, "account": truth[i], "seed": s, "prompt": texts[i]}
                     fh.write(json.dumps({**row, "text": tok.decode(ids)}) + "\n")
+    def attributed_right(r: Any, account: str) -> bool:
+        """Only the right account is attributed (the top two ranked are enough to tell)."""
+        return bool(
+            r.ranked[0].account == account
+            and r.ranked[0].attributed
+            and not r.ranked[1].attributed
+        )
+
+    def attributed_wrong(r: Any, account: str) -> bool:
+        return any(a.attributed and a.account != account for a in r.ranked)
+
     # attribution of each watermarked output among all keys
     correct = 0
     per_text = []
     for s in seeds:
         for i, ids in enumerate(runs[("watermarked", s)]["ids"]):
             r = attribute_tokens(ids, keys, cfg, prompt_ids=prompt_ids[i], alpha=1e-6, top=2)
-            ok = (
-                r.ranked[0].account == truth[i]
-                and r.ranked[0].attributed
-                and not r.ranked[1].attributed
-            )
+            ok = attributed_right(r, truth[i])
             correct += ok
             per_text.append(
                 {
@@ -307,9 +314,7 @@ def main() -> None:
                     "scored": r.scored_tokens,
                     "log10_p_holm": r.ranked[0].log10_p_holm,
                     "correct": ok,
-                    "wrong_account_attributed": any(
-                        a.attributed and a.account != truth[i] for a in r.ranked
-                    ),
+                    "wrong_account_attributed": attributed_wrong(r, truth[i]),
                     "green_fraction": r.ranked[0].green_tokens / max(1, r.scored_tokens),
                 }
             )
@@ -332,10 +337,8 @@ def main() -> None:
     wm_docs = account_docs("watermarked")
     for i, doc in wm_docs:
         r = attribute_tokens(doc, keys, cfg, prompt_ids=prompt_ids[i], alpha=1e-6, top=2)
-        docs_correct += r.ranked[0].account == truth[i] and r.ranked[0].attributed and not (
-            r.ranked[1].attributed
-        )
-        docs_wrong += any(a.attributed and a.account != truth[i] for a in r.ranked)
+        docs_correct += attributed_right(r, truth[i])
+        docs_wrong += attributed_wrong(r, truth[i])
     plain_docs = account_docs("plain")
     plain_docs_attributed = sum(
         attribute_tokens(doc, keys, cfg, prompt_ids=prompt_ids[i], alpha=1e-6, top=1).attributed
