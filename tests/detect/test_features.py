@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from distillwarden.detect import features
 from distillwarden.detect.benchmarks import load_benchmark_items
 from distillwarden.detect.features import (
     FEATURE_COLUMNS,
@@ -129,3 +134,46 @@ def test_embedding_sample_is_deterministic() -> None:
     a = embedding_sample_mask(ids, 0.1)
     assert (a == embedding_sample_mask(ids, 0.1)).all()
     assert 100 < a.sum() < 300
+
+
+_TEXT_ALPHABET = st.sampled_from(
+    list("abcxyz AZ09 .,;:!?\"'“”\n\t-_[]{}()*") + ["é", "ß", "中", "文", "\xa0", "€", "🙂", "ж"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.text(_TEXT_ALPHABET, max_size=60), min_size=1, max_size=12),
+    skip=st.integers(0, 3),
+    chunk=st.integers(1, 5),
+)
+def test_joined_words_equal_the_regex_definition(texts: list[str], skip: int, chunk: int) -> None:
+    """NumPy word splitting over UTF-8 bytes = the regex it replaced, for any text, on sliced
+    arrays (non-zero offset) and across chunk boundaries."""
+    arr = pa.array(["lead-in"] * skip + [t.lower() for t in texts], pa.string()).slice(skip)
+    joined = features._join_words(arr, chunk_rows=chunk)
+    con = duckdb.connect()
+    con.register("x", pa.table({"t": arr, "j": joined}))
+    rows = con.execute(
+        "SELECT trim(regexp_replace(t, '[^a-z\\x{80}-\\x{10ffff}]+', ' ', 'g')), trim(j) FROM x"
+    ).fetchall()
+    con.close()
+    assert [r[1] for r in rows] == [r[0] for r in rows]
+
+
+@settings(max_examples=100, deadline=None)
+@given(lengths=st.lists(st.integers(0, 9), min_size=1, max_size=10))
+def test_shingles_stay_inside_rows(lengths: list[int]) -> None:
+    """Shingle hashes equal a per-row computation: none spans two rows."""
+    rng = np.random.default_rng(sum(lengths) + len(lengths))
+    flat = rng.integers(0, 2**63, size=sum(lengths), dtype=np.uint64)
+    got = features.shingle_hashes(np.array(lengths), flat)
+    want, start = [], 0
+    for n in lengths:
+        row = flat[start : start + n]
+        start += n
+        if n >= features._SHINGLE:
+            want.append(features.shingle_hashes(np.array([n]), row))
+    expected = np.concatenate(want) if want else np.zeros(0, np.uint64)
+    assert np.array_equal(got, expected)
+    assert len(got) == int(features._shingle_counts(np.array(lengths)).sum())

@@ -8,7 +8,9 @@ one row per event with the columns in :data:`FEATURE_COLUMNS`; account signals
 
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -64,18 +66,21 @@ def _sql_str(pattern: str) -> str:
 
 
 _QUOTED = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”'
-_NON_WORD = r"[^a-z\x{80}-\x{10ffff}]+"
 _BATCH_ROWS = 4096  # DuckDB scans an Arrow table in parallel by record batch
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _avalanche(h: np.ndarray) -> np.ndarray:
-    """A 64-bit finaliser (splitmix64): spreads every input bit over the output."""
+def _avalanche_inplace(h: np.ndarray) -> None:
+    """A 64-bit finaliser (splitmix64), in place: spreads every input bit over the output."""
+    tmp = np.empty_like(h)
     with np.errstate(over="ignore"):
-        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return np.asarray(h ^ (h >> np.uint64(31)))
+        for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            np.right_shift(h, np.uint64(shift), out=tmp)
+            np.bitwise_xor(h, tmp, out=h)
+            np.multiply(h, np.uint64(mul), out=h)
+        np.right_shift(h, np.uint64(31), out=tmp)
+        np.bitwise_xor(h, tmp, out=h)
 
 
 def shingle_hashes(lengths: np.ndarray, flat: np.ndarray, k: int = _SHINGLE) -> np.ndarray:
@@ -89,15 +94,21 @@ def shingle_hashes(lengths: np.ndarray, flat: np.ndarray, k: int = _SHINGLE) -> 
     if n < k:
         return np.zeros(0, np.uint64)
     m = n - k + 1
+    acc = flat[:m].copy()
     with np.errstate(over="ignore"):
-        acc = flat[:m].copy()
         for j in range(1, k):
-            acc = acc * _MIX + flat[j : j + m]
-    acc = _avalanche(acc)
-    # keep the windows that lie inside one row
+            np.multiply(acc, _MIX, out=acc)
+            np.add(acc, flat[j : j + m], out=acc)
+    _avalanche_inplace(acc)
+    # drop the windows that run past the end of their row: those starting in a row's last
+    # k - 1 words
+    lengths = np.asarray(lengths, np.int64)
     ends = np.cumsum(lengths)
-    row_end = np.repeat(ends, lengths)[:m]
-    return acc[np.arange(m) + k <= row_end]
+    valid = np.ones(m, bool)
+    for d in range(1, k):
+        pos = ends - d
+        valid[pos[(lengths >= d) & (pos < m)]] = False
+    return acc[valid]
 
 
 def _shingle_counts(lengths: np.ndarray, k: int = _SHINGLE) -> np.ndarray:
@@ -130,13 +141,9 @@ class BenchmarkIndex:
         if not texts:
             return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 0)
         con = duckdb.connect()
-        tbl = pa.table({"t": pa.array(texts, pa.string())})
-        con.register("items", tbl)
-        words = _words_sql("lower(t)")
-        out = con.sql(
-            f"SELECT {_word_hashes_sql(words)} AS wh, hash(array_to_string({words}, ' ')) AS h "
-            "FROM items"
-        ).to_arrow_table()
+        con.register("items", pa.table({"t": pa.array(texts, pa.string())}))
+        q = con.sql(f"SELECT {_quoted_removed_sql('lower(t)')} AS q FROM items").to_arrow_table()
+        out = _word_columns(con, _join_words(q.column("q")))
         con.close()
         counts, flat = _shingle_arrays(out)
         item = np.repeat(np.arange(len(counts)), counts)
@@ -144,7 +151,7 @@ class BenchmarkIndex:
         pairs = np.unique(np.stack([flat, item.astype(np.uint64)], 1), axis=0)
         uniq, n_items = np.unique(pairs[:, 0], return_counts=True)
         rows = uniq[n_items <= _MAX_COMMON]
-        whole = np.unique(out.column("h").to_numpy(zero_copy_only=False).view(np.uint64))
+        whole = np.unique(out.column("uwhole").to_numpy(zero_copy_only=False).view(np.uint64))
         return cls(
             np.sort(np.asarray(rows).view(np.uint64)),
             np.sort(np.asarray(whole).view(np.uint64)),
@@ -165,24 +172,103 @@ def default_benchmark_index() -> BenchmarkIndex:
         return _default_index
 
 
-def _words_sql(expr: str) -> str:
-    """Template-normalised words of lower-cased text: quoted spans, numbers and punctuation
-    dropped (two regex passes, the costliest step of featurisation)."""
-    quoted = f"regexp_replace(left({expr}, {_WORD_CHARS}), {_sql_str(_QUOTED)}, ' ', 'g')"
+def _quoted_removed_sql(expr: str) -> str:
+    """The first ``_WORD_CHARS`` characters with quoted spans blanked (template slots).
+
+    The regex runs only on texts holding a quote mark: every match starts with one."""
+    head = f"left({expr}, {_WORD_CHARS})"
     return (
-        f"string_split(trim(regexp_replace({quoted}, {_sql_str(_NON_WORD)}, ' ', 'g')), ' ')"
-        f"[1:{_MAX_WORDS}]"
+        f"CASE WHEN contains({head}, '\"') OR contains({head}, '“') "
+        f"THEN regexp_replace({head}, {_sql_str(_QUOTED)}, ' ', 'g') ELSE {head} END"
     )
 
 
-def _word_hashes_sql(words: str) -> str:
-    return f"list_transform({words}, lambda w: hash(w))"
+_WORDS_CHUNK = 16_384  # rows per numpy pass: bounds the per-byte temporaries
+
+
+def _join_words(
+    texts: pa.Array | pa.ChunkedArray, *, chunk_rows: int = _WORDS_CHUNK
+) -> pa.Array:
+    r"""Each text's words (maximal runs of word bytes) joined by single spaces (one may lead).
+
+    After ``trim()``, equal to ``trim(regexp_replace(text, '[^a-z\x{80}-\x{10ffff}]+', ' ',
+    'g'))`` on lower-cased text; computed over the UTF-8 bytes with NumPy, which is cheaper
+    than the regex (``bench/detect/bench_speed.py``).
+    """
+    arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    arr = arr.cast(pa.string())
+    if arr.null_count:
+        raise ValueError("word texts must not be null")
+    chunks = [arr.slice(i, chunk_rows) for i in range(0, len(arr), chunk_rows)]
+    if len(chunks) > 1:  # NumPy releases the GIL: the chunks run on all cores
+        with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+            parts = list(pool.map(_join_words_chunk, chunks))
+    else:
+        parts = [_join_words_chunk(c) for c in chunks]
+    return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+
+
+def _join_words_chunk(arr: pa.Array) -> pa.Array:
+    n = len(arr)
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, np.int32, count=n + 1, offset=arr.offset * 4)
+    data = (
+        np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
+        if data_buf is not None
+        else np.zeros(0, np.uint8)
+    )
+    rel = (offsets - offsets[0]).astype(np.int64)
+    row_start = np.zeros(len(data) + 1, bool)
+    row_start[rel[:-1]] = True
+    # word bytes: a-z, and every byte of a non-ASCII UTF-8 sequence (the same set as the
+    # regex class [a-z\x{80}-\x{10ffff}] over code points)
+    is_word = ((data - np.uint8(97)) < np.uint8(26)) | (data >= np.uint8(0x80))
+    prev = np.zeros(len(data), bool)
+    prev[1:] = is_word[:-1]
+    starts = np.flatnonzero(is_word & ~prev)
+    # the (non-word) byte before each word becomes its one space; before a row's first word
+    # that is a leading space, which the SQL's trim() removes
+    sep = starts[~row_start[starts]] - 1
+    keep = is_word
+    keep[sep] = True
+    out = data.copy()
+    out[sep] = 0x20
+    # new offsets: the running total of the bytes each row keeps
+    per_row = _per_row_sum(keep, np.diff(rel))
+    new_offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(per_row, out=new_offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(out[keep])]
+    )
+
+
+def _word_columns_sql(words: str) -> str:
+    """Per row from its joined words: the first ``_MAX_WORDS`` word hashes, the hash of the
+    first eight words (template prefix) and of all of them (the whole, for exact matches)."""
+    # trim() also strips Unicode spaces (U+00A0 ...) at either end, as it always did here
+    tw = f"string_split(trim({words}), ' ')[1:{_MAX_WORDS}]"
+    return f"""
+    SELECT list_transform(tw, lambda w: hash(w)) AS wh,
+           hash(array_to_string(tw[1:8], ' ')) AS tpl_prefix,
+           hash(array_to_string(tw, ' ')) AS uwhole
+    FROM (SELECT {tw} AS tw FROM words)
+    """
+
+
+def _word_columns(con: duckdb.DuckDBPyConnection, words: pa.Array) -> pa.Table:
+    con.register("words", pa.Table.from_batches(
+        pa.table({"w": words}).to_batches(max_chunksize=_BATCH_ROWS)))
+    try:
+        return con.sql(_word_columns_sql("w")).to_arrow_table()
+    finally:
+        con.unregister("words")
 
 
 def _feature_sql() -> str:
-    # one pass of the union of all lexicons first (RE2 runs an alternation in one linear
-    # scan); only the few prompts that hit anything are matched against each lexicon
-    union = "(?:" + "|".join(LEXICONS.values()) + ")"
+    # one pass of the union of all lexicons and the placeholder pattern first (RE2 runs an
+    # alternation in one linear scan); only the prompts that hit anything are matched
+    # against each pattern
+    union = "(?:" + "|".join([*LEXICONS.values(), PLACEHOLDER_PATTERN]) + ")"
     lex = ",\n".join(
         f"(CASE WHEN lex_any THEN regexp_matches(t, {_sql_str(p)}) ELSE false END) AS f_{name}"
         for name, p in LEXICONS.items()
@@ -199,25 +285,23 @@ def _feature_sql() -> str:
             length(raw_t) - length(replace(raw_t, ' ', '')) + 1 AS n_words
         FROM raw
     ),
-    lx AS (SELECT *, regexp_matches(t, {_sql_str(union)}) AS lex_any FROM base),
-    tw AS (SELECT *, {_words_sql('t')} AS tw FROM lx)
+    lx AS (SELECT *, regexp_matches(t, {_sql_str(union)}) AS lex_any FROM base)
     SELECT
         event_id, ts, org_id, channel, licence, region, ip_net_hash, ua_hash,
         {lex},
-        len(regexp_extract_all(t, {_sql_str(PLACEHOLDER_PATTERN)})) AS placeholders,
+        CASE WHEN lex_any THEN len(regexp_extract_all(t, {_sql_str(PLACEHOLDER_PATTERN)}))
+             ELSE 0 END AS placeholders,
         n_words AS words,
         coalesce(has_tools, false) OR f_agent AS f_agent2,
         coalesce(n_messages, 1) >= 3 AS f_multiturn,
         coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0 AS f_logprobs,
         coalesce(n, 1) > 1 AS f_multi_n,
-        hash(array_to_string(tw[1:8], ' ')) AS tpl_prefix,
         hash(array_to_string(string_split(right(t, 80), ' ')[2:], ' ')) AS tpl_suffix,
-        {_word_hashes_sql('tw')} AS wh,
-        hash(array_to_string(tw, ' ')) AS uwhole,
+        {_quoted_removed_sql('t')} AS q,
         prompt_tokens, completion_tokens,
         CAST(coalesce(completion_tokens, 0) AS DOUBLE)
             / greatest(coalesce(prompt_tokens, 0), 1) AS out_in_ratio
-    FROM tw
+    FROM lx
     """
 
 
@@ -260,16 +344,19 @@ def request_features(
     try:
         # small record batches: DuckDB scans an Arrow table in parallel by batch
         con.register("ev_all", pa.Table.from_batches(
-            ev.combine_chunks().to_batches(max_chunksize=_BATCH_ROWS), schema=ev.schema))
+            ev.to_batches(max_chunksize=_BATCH_ROWS), schema=ev.schema))
         con.execute(
             "CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM ev_all "
             "WHERE status IS NULL OR status < 400"
         )
         out = con.sql(_SQL).to_arrow_table()
         con.unregister("ev_all")
+        wcols = _word_columns(con, _join_words(out.column("q")))
     finally:
         if own:
             con.close()
+    for name in wcols.column_names:
+        out = out.append_column(name, wcols.column(name))
     lengths, flat = _shingle_arrays(out)
     whole = out.column("uwhole").to_numpy(zero_copy_only=False).view(np.uint64)
     bench = _bench_hits(lengths, flat, whole, index)
@@ -319,6 +406,18 @@ def _minhash(lengths: np.ndarray, flat: np.ndarray, which: int) -> np.ndarray:
     return out
 
 
+def _per_row_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per row, the sum of its ``lengths[i]`` consecutive entries of ``values``."""
+    lengths = np.asarray(lengths, np.int64)
+    out = np.zeros(len(lengths), np.int64)
+    nonempty = lengths > 0
+    if nonempty.any():
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        out[nonempty] = np.add.reduceat(values.view(np.uint8) if values.dtype == bool
+                                        else values, starts[nonempty], dtype=np.int64)
+    return out
+
+
 def _bench_hits(
     lengths: np.ndarray, flat: np.ndarray, whole: np.ndarray, index: BenchmarkIndex
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -332,8 +431,7 @@ def _bench_hits(
         sub = flat[cand]
         pos = np.minimum(np.searchsorted(index.shingles, sub), len(index.shingles) - 1)
         hit[cand] = index.shingles[pos] == sub
-    row = np.repeat(np.arange(n), lengths)
-    hits = np.bincount(row[hit], minlength=n).astype(np.int64)
+    hits = _per_row_sum(hit, lengths)
     wpos = np.minimum(np.searchsorted(index.items, whole), len(index.items) - 1)
     exact = index.items[wpos] == whole
     share = hits / np.maximum(lengths, 1)
