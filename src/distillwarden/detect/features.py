@@ -265,10 +265,11 @@ def _word_columns(con: duckdb.DuckDBPyConnection, words: pa.Array) -> pa.Table:
 
 
 def _feature_sql() -> str:
-    # one pass of the union of all lexicons and the placeholder pattern first (RE2 runs an
-    # alternation in one linear scan); only the prompts that hit anything are matched
-    # against each pattern
-    union = "(?:" + "|".join([*LEXICONS.values(), PLACEHOLDER_PATTERN]) + ")"
+    # one pass of the union of all lexicons first (RE2 runs an alternation in one linear
+    # scan); only the prompts that hit anything are matched against each lexicon. (The
+    # placeholder pattern stays out: with it the union outgrows RE2's DFA memory and runs
+    # slower than the two passes apart.)
+    union = "(?:" + "|".join(LEXICONS.values()) + ")"
     lex = ",\n".join(
         f"(CASE WHEN lex_any THEN regexp_matches(t, {_sql_str(p)}) ELSE false END) AS f_{name}"
         for name, p in LEXICONS.items()
@@ -289,8 +290,7 @@ def _feature_sql() -> str:
     SELECT
         event_id, ts, org_id, channel, licence, region, ip_net_hash, ua_hash,
         {lex},
-        CASE WHEN lex_any THEN len(regexp_extract_all(t, {_sql_str(PLACEHOLDER_PATTERN)}))
-             ELSE 0 END AS placeholders,
+        len(regexp_extract_all(t, {_sql_str(PLACEHOLDER_PATTERN)})) AS placeholders,
         n_words AS words,
         coalesce(has_tools, false) OR f_agent AS f_agent2,
         coalesce(n_messages, 1) >= 3 AS f_multiturn,
