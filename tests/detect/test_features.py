@@ -177,3 +177,38 @@ def test_shingles_stay_inside_rows(lengths: list[int]) -> None:
     expected = np.concatenate(want) if want else np.zeros(0, np.uint64)
     assert np.array_equal(got, expected)
     assert len(got) == int(features._shingle_counts(np.array(lengths)).sum())
+
+
+_SLOT_PIECES = st.sampled_from(
+    list('ab xy"“”\n.[]<>{}_*█') + ["name", "[name]", "<org_1>", "{{ user }}", "xxx", "company a,"]
+)
+_SLOT_TEXT = st.lists(_SLOT_PIECES, max_size=25).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(texts=st.lists(_SLOT_TEXT, min_size=1, max_size=8),
+       width=st.integers(1, 30))
+def test_text_windows_and_counts_match_their_regex_definitions(
+    texts: list[str], width: int
+) -> None:
+    """Quoted-slot blanking over the first characters and the placeholder count equal the
+    DuckDB regex definitions (``regexp_replace(..., 'g')``, ``regexp_extract_all``)."""
+    arr = pa.array(texts, pa.string())
+    old = features._WORD_CHARS
+    features._WORD_CHARS = width
+    try:
+        window = features._word_window(arr)
+        counts = features._text_features(arr)["placeholders"]
+    finally:
+        features._WORD_CHARS = old
+    con = duckdb.connect()
+    con.register("x", pa.table({"t": arr}))
+    q = features._sql_str(features._QUOTED)
+    ph = features._sql_str(features.PLACEHOLDER_PATTERN)
+    rows = con.execute(
+        f"SELECT regexp_replace(left(t, {width}), {q}, ' ', 'g'), "
+        f"len(regexp_extract_all(t, {ph})) FROM x"
+    ).fetchall()
+    con.close()
+    assert window.to_pylist() == [r[0] for r in rows]
+    assert counts.tolist() == [r[1] for r in rows]

@@ -1,9 +1,11 @@
 """Per-request features: pure, vectorised functions over Arrow tables of events.
 
-All text work runs inside DuckDB (RE2 regular expressions, list lambdas, ``hash``), so there
-is no per-row Python; benchmark matching is one sorted-array lookup in NumPy. The output is
-one row per event with the columns in :data:`FEATURE_COLUMNS`; account signals
-(``signals.py``) aggregate them over windows.
+DuckDB cuts and lower-cases each prompt's text window and computes the metadata features and
+the hashes; Arrow's compute kernels (RE2) match the lexicons and count placeholders, on both
+cores; words are split in NumPy over the UTF-8 bytes; shingles, fingerprints and benchmark
+matching (one sorted-array lookup) are NumPy. No per-row Python. The output is one row per
+event with the columns in :data:`FEATURE_COLUMNS`; account signals (``signals.py``) aggregate
+them over windows.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .benchmarks import load_benchmark_items
 from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
@@ -142,8 +146,8 @@ class BenchmarkIndex:
             return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 0)
         con = duckdb.connect()
         con.register("items", pa.table({"t": pa.array(texts, pa.string())}))
-        q = con.sql(f"SELECT {_quoted_removed_sql('lower(t)')} AS q FROM items").to_arrow_table()
-        out = _word_columns(con, _join_words(q.column("q")))
+        low = con.sql("SELECT lower(t) AS t FROM items").to_arrow_table().column("t")
+        out = _word_columns(con, _join_words(_word_window(low.combine_chunks())))
         con.close()
         counts, flat = _shingle_arrays(out)
         item = np.repeat(np.arange(len(counts)), counts)
@@ -172,15 +176,17 @@ def default_benchmark_index() -> BenchmarkIndex:
         return _default_index
 
 
-def _quoted_removed_sql(expr: str) -> str:
+def _word_window(t: pa.Array) -> pa.Array:
     """The first ``_WORD_CHARS`` characters with quoted spans blanked (template slots).
 
     The regex runs only on texts holding a quote mark: every match starts with one."""
-    head = f"left({expr}, {_WORD_CHARS})"
-    return (
-        f"CASE WHEN contains({head}, '\"') OR contains({head}, '“') "
-        f"THEN regexp_replace({head}, {_sql_str(_QUOTED)}, ' ', 'g') ELSE {head} END"
-    )
+    head = pc.utf8_slice_codeunits(t, 0, _WORD_CHARS)
+    quoted = pc.or_(pc.match_substring(head, '"'), pc.match_substring(head, "“"))
+    rows = pc.indices_nonzero(quoted)
+    if len(rows) == 0:
+        return head
+    blanked = pc.replace_substring_regex(pc.take(head, rows), _QUOTED, " ")
+    return pc.replace_with_mask(head, quoted, blanked)
 
 
 _WORDS_CHUNK = 16_384  # rows per numpy pass: bounds the per-byte temporaries
@@ -264,17 +270,15 @@ def _word_columns(con: duckdb.DuckDBPyConnection, words: pa.Array) -> pa.Table:
         con.unregister("words")
 
 
-def _feature_sql() -> str:
-    # one pass of the union of all lexicons first (RE2 runs an alternation in one linear
-    # scan); only the prompts that hit anything are matched against each lexicon. (The
-    # placeholder pattern stays out: with it the union outgrows RE2's DFA memory and runs
-    # slower than the two passes apart.)
-    union = "(?:" + "|".join(LEXICONS.values()) + ")"
-    lex = ",\n".join(
-        f"(CASE WHEN lex_any THEN regexp_matches(t, {_sql_str(p)}) ELSE false END) AS f_{name}"
-        for name, p in LEXICONS.items()
-    )
-    return f"""
+#: one pass of the union of all lexicons first (RE2 runs an alternation in one linear scan);
+#: only the prompts that hit anything are matched against each lexicon. (The placeholder
+#: pattern stays out: with it the union outgrows RE2's DFA memory and runs slower than the
+#: two passes apart.)
+_LEXICON_UNION = "(?:" + "|".join(LEXICONS.values()) + ")"
+_TEXT_CHUNK = 8192  # rows per task of the text features (Arrow's RE2 kernels release the GIL)
+
+#: everything but the text patterns, and the lower-cased text window ``t`` they read
+_BASE_SQL = f"""
     WITH raw AS (
         SELECT *, coalesce(prompt_text, last_user_text, '') AS raw_t FROM ev
     ),
@@ -285,27 +289,52 @@ def _feature_sql() -> str:
                             || right(raw_t, {_TAIL_CHARS}) END) AS t,
             length(raw_t) - length(replace(raw_t, ' ', '')) + 1 AS n_words
         FROM raw
-    ),
-    lx AS (SELECT *, regexp_matches(t, {_sql_str(union)}) AS lex_any FROM base)
+    )
     SELECT
-        event_id, ts, org_id, channel, licence, region, ip_net_hash, ua_hash,
-        {lex},
-        len(regexp_extract_all(t, {_sql_str(PLACEHOLDER_PATTERN)})) AS placeholders,
+        event_id, ts, org_id, channel, licence, region, ip_net_hash, ua_hash, t,
         n_words AS words,
-        coalesce(has_tools, false) OR f_agent AS f_agent2,
+        coalesce(has_tools, false) AS has_tools,
         coalesce(n_messages, 1) >= 3 AS f_multiturn,
         coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0 AS f_logprobs,
         coalesce(n, 1) > 1 AS f_multi_n,
         hash(array_to_string(string_split(right(t, 80), ' ')[2:], ' ')) AS tpl_suffix,
-        {_quoted_removed_sql('t')} AS q,
         prompt_tokens, completion_tokens,
         CAST(coalesce(completion_tokens, 0) AS DOUBLE)
             / greatest(coalesce(prompt_tokens, 0), 1) AS out_in_ratio
-    FROM lx
-    """
+    FROM base
+"""
 
 
-_SQL = _feature_sql()
+def _text_features_chunk(t: pa.Array) -> dict[str, Any]:
+    """Lexicon flags, placeholder count and joined words of one chunk of text windows."""
+    out: dict[str, Any] = {}
+    hit_rows = pc.indices_nonzero(pc.match_substring_regex(t, _LEXICON_UNION))
+    hits = pc.take(t, hit_rows)
+    rows = hit_rows.to_numpy(zero_copy_only=False)
+    for name, pattern in LEXICONS.items():
+        flag = np.zeros(len(t), bool)
+        if len(rows):
+            flag[rows] = pc.match_substring_regex(hits, pattern).to_numpy(zero_copy_only=False)
+        out[f"f_{name}"] = flag
+    out["placeholders"] = pc.count_substring_regex(t, PLACEHOLDER_PATTERN).to_numpy(
+        zero_copy_only=False
+    ).astype(np.int64)
+    out["joined"] = _join_words(_word_window(t), chunk_rows=len(t) or 1)
+    return out
+
+
+def _text_features(t: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
+    """Per row of ``t``: each lexicon flag ``f_<name>``, ``placeholders`` (matches of the
+    placeholder pattern) and ``joined`` (its words, see :func:`_join_words`)."""
+    arr = t.combine_chunks() if isinstance(t, pa.ChunkedArray) else t
+    chunks = [arr.slice(i, _TEXT_CHUNK) for i in range(0, len(arr), _TEXT_CHUNK)] or [arr]
+    with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(_text_features_chunk, chunks))
+    out: dict[str, Any] = {
+        k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "joined"
+    }
+    out["joined"] = pa.concat_arrays([p["joined"] for p in parts])
+    return out
 
 
 def _select_inputs(events: pa.Table) -> pa.Table:
@@ -349,22 +378,28 @@ def request_features(
             "CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM ev_all "
             "WHERE status IS NULL OR status < 400"
         )
-        out = con.sql(_SQL).to_arrow_table()
+        out = con.sql(_BASE_SQL).to_arrow_table()
         con.unregister("ev_all")
-        wcols = _word_columns(con, _join_words(out.column("q")))
+        text = _text_features(out.column("t"))
+        wcols = _word_columns(con, text["joined"])
     finally:
         if own:
             con.close()
+    out = out.drop_columns(["t"])
     for name in wcols.column_names:
         out = out.append_column(name, wcols.column(name))
     lengths, flat = _shingle_arrays(out)
     whole = out.column("uwhole").to_numpy(zero_copy_only=False).view(np.uint64)
     bench = _bench_hits(lengths, flat, whole, index)
-    desens = _desens(out)
+    desens = _desens(text["placeholders"], out.column("words").to_numpy(zero_copy_only=False))
     cols = {}
     for name in FEATURE_COLUMNS:
         if name == "f_agent":
-            cols[name] = out.column("f_agent2")
+            cols[name] = pa.array(
+                out.column("has_tools").to_numpy(zero_copy_only=False) | text["f_agent"]
+            )
+        elif name in text:
+            cols[name] = pa.array(text[name])
         elif name == "f_bench":
             cols[name] = pa.array(bench[1])
         elif name == "bench_hits":
@@ -439,10 +474,10 @@ def _bench_hits(
     return hits, exact | near
 
 
-def _desens(out: pa.Table) -> np.ndarray:
+def _desens(placeholders: np.ndarray, words: np.ndarray) -> np.ndarray:
     """Desensitised text: several placeholders, or a dense run of them."""
-    ph = out.column("placeholders").to_numpy(zero_copy_only=False).astype(np.float64)
-    words = np.maximum(out.column("words").to_numpy(zero_copy_only=False), 1)
+    ph = placeholders.astype(np.float64)
+    words = np.maximum(words, 1)
     return (ph >= 3) | ((ph >= 2) & (ph / words >= 0.02))
 
 
