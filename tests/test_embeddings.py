@@ -47,3 +47,13 @@ def test_bf16_embeddings_agree_with_fp32(monkeypatch: pytest.MonkeyPatch) -> Non
     assert cos.min() > 0.999
     # different texts stay different: bf16 did not collapse them
     assert float(b[0] @ b[2]) < 0.9
+
+
+def test_cache_name_separates_precisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILLWARDEN_EMBED_PRECISION", "fp32")
+    fp32 = embeddings.cache_name(600)
+    monkeypatch.setenv("DISTILLWARDEN_EMBED_PRECISION", "bf16")
+    bf16 = embeddings.cache_name(600)
+    assert fp32 == f"minilm-{embeddings.MAX_TOKENS}t-600"  # caches written before stay valid
+    assert bf16 != fp32 and bf16.startswith(fp32)
+    assert embeddings.cache_name(256) != fp32

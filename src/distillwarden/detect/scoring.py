@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillwarden.embeddings import MAX_TOKENS
+from distillwarden.embeddings import cache_name
 
 from .calibration import TailCalibrator, cauchy_combine
 from .combination import COMBINATIONS, KnnCombiner, combine_marginal, either, one_sided_scores
@@ -143,7 +143,7 @@ def _persistent_embedder(directory: Path) -> Callable[[Sequence[str]], np.ndarra
     which embeds the same column with the same truncation)."""
     from distillwarden.evaluate.embedding_cache import EmbeddingCache as DiskCache
 
-    disk = DiskCache(directory, _default_embedder, name=f"minilm-{MAX_TOKENS}t-{_MAX_CHARS}")
+    disk = DiskCache(directory, _default_embedder, name=cache_name(_MAX_CHARS))
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         return np.asarray(disk.embed(list(texts)), dtype=np.float32)

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillwarden.embeddings import MAX_TOKENS
+from distillwarden.embeddings import cache_name
 
 from .embedding_cache import EmbeddingCache, text_key
 
@@ -135,7 +135,7 @@ class MMDBaselineDetector:
                     return embed_texts(list(texts), max_chars=self.max_chars)
 
             self._cache_obj = EmbeddingCache(self.cache_dir, embedder,
-                                             name=f"minilm-{MAX_TOKENS}t-{self.max_chars}")
+                                             name=cache_name(self.max_chars))
         return self._cache_obj
 
     def _texts(self, events: pa.Table) -> list[str]:
