@@ -124,6 +124,18 @@ def test_failed_requests_are_not_featurised() -> None:
     assert f.num_rows == 2 and set(f.column_names) == set(FEATURE_COLUMNS)
 
 
+def test_no_featurisable_rows_give_an_empty_table_of_the_same_schema() -> None:
+    b = TrafficBuilder()
+    b.account("a", ["hi", "there"], n=2)
+    events = b.events()
+    full = request_features(events)
+    assert request_features(events.slice(0, 0)).schema == full.schema
+    for row in b.rows:
+        row["status"] = 500
+    rejected = request_features(b.events())
+    assert rejected.num_rows == 0 and rejected.schema == full.schema
+
+
 def test_missing_required_columns_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="event schema"):
         request_features(pa.table({"prompt_text": ["x"]}))

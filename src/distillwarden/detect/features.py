@@ -262,8 +262,9 @@ def _word_columns_sql(words: str) -> str:
 
 
 def _word_columns(con: duckdb.DuckDBPyConnection, words: pa.Array) -> pa.Table:
+    table = pa.table({"w": words})
     con.register("words", pa.Table.from_batches(
-        pa.table({"w": words}).to_batches(max_chunksize=_BATCH_ROWS)))
+        table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema))
     try:
         return con.sql(_word_columns_sql("w")).to_arrow_table()
     finally:
