@@ -136,6 +136,18 @@ def test_no_featurisable_rows_give_an_empty_table_of_the_same_schema() -> None:
     assert rejected.num_rows == 0 and rejected.schema == full.schema
 
 
+def test_large_inputs_are_featurised_in_blocks_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    b = TrafficBuilder()
+    for i in range(7):
+        b.account(f"o{i}", [f"Question {i}: explain step by step why [NAME] left.", "hi"], n=2)
+    events = b.events()
+    whole = request_features(events)
+    monkeypatch.setattr(features, "_BLOCK_ROWS", 3)
+    assert request_features(events).equals(whole)
+
+
 def test_missing_required_columns_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="event schema"):
         request_features(pa.table({"prompt_text": ["x"]}))

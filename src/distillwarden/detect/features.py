@@ -276,6 +276,7 @@ def _word_columns(con: duckdb.DuckDBPyConnection, words: pa.Array) -> pa.Table:
 #: pattern stays out: with it the union outgrows RE2's DFA memory and runs slower than the
 #: two passes apart.)
 _LEXICON_UNION = "(?:" + "|".join(LEXICONS.values()) + ")"
+_BLOCK_ROWS = 131_072  # rows featurised at once (their text windows: at most ~400 MB)
 _TEXT_CHUNK = 8192  # rows per task of the text features (Arrow's RE2 kernels release the GIL)
 
 #: everything but the text patterns, and the lower-cased text window ``t`` they read
@@ -327,8 +328,9 @@ def _text_features_chunk(t: pa.Array) -> dict[str, Any]:
 def _text_features(t: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
     """Per row of ``t``: each lexicon flag ``f_<name>``, ``placeholders`` (matches of the
     placeholder pattern) and ``joined`` (its words, see :func:`_join_words`)."""
-    arr = t.combine_chunks() if isinstance(t, pa.ChunkedArray) else t
-    chunks = [arr.slice(i, _TEXT_CHUNK) for i in range(0, len(arr), _TEXT_CHUNK)] or [arr]
+    arrays = t.chunks if isinstance(t, pa.ChunkedArray) else [t]
+    chunks = [a.slice(i, _TEXT_CHUNK) for a in arrays for i in range(0, len(a), _TEXT_CHUNK)]
+    chunks = chunks or [pa.array([], pa.string())]
     with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
         parts = list(pool.map(_text_features_chunk, chunks))
     out: dict[str, Any] = {
@@ -369,6 +371,18 @@ def request_features(
     """
     index = index if index is not None else default_benchmark_index()
     ev = _select_inputs(events)
+    if ev.num_rows <= _BLOCK_ROWS:
+        return _features_block(ev, index, con)
+    # bounded blocks: the text windows of one block stay well inside 32-bit Arrow offsets
+    return pa.concat_tables([
+        _features_block(ev.slice(i, _BLOCK_ROWS), index, con)
+        for i in range(0, ev.num_rows, _BLOCK_ROWS)
+    ])
+
+
+def _features_block(
+    ev: pa.Table, index: BenchmarkIndex, con: duckdb.DuckDBPyConnection | None
+) -> pa.Table:
     own = con is None
     con = con or duckdb.connect()
     try:
