@@ -5,7 +5,7 @@ only the required fields: no client IP or user agent, no region, no response (so
 completion tokens), and no accounts file (so no licence, channel, home region or payment
 fingerprint). This script takes a simulated dataset, writes copies with those fields
 removed, runs the evaluation harness on each with the same split and the default detector
-(no embeddings), and prints the figures side by side:
+(without embeddings unless ``--embeddings``), and prints the figures side by side:
 
 * ``full``: everything the gateway logs;
 * ``no_client``: no client IP or user agent (hashes null);
@@ -77,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", default="standard")
     ap.add_argument("--data", type=Path, default=Path("/tmp/dw"))
     ap.add_argument("--levels", nargs="*", default=list(LEVELS), choices=list(LEVELS))
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detection_ablation.json")
+    ap.add_argument("--embeddings", action="store_true",
+                    help="with the embedding signals (MiniLM; slow on a CPU)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: bench/results/detection_ablation[_embeddings].json")
     args = ap.parse_args(argv)
+    if args.out is None:
+        suffix = "_embeddings" if args.embeddings else ""
+        args.out = ROOT / f"bench/results/detection_ablation{suffix}.json"
 
     from distillwarden.detect.scoring import DistillationDetector
     from distillwarden.evaluate.harness import evaluate
@@ -87,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
         "scenario": args.scenario,
+        "embeddings": args.embeddings,
         "levels": {},
     }
     for level in args.levels:
@@ -94,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         path = src if level == "full" else _strip(
             src, args.data / f"{args.scenario}-{level}", columns, keep_accounts)
         t0 = time.perf_counter()
-        report = evaluate({"distillwarden": DistillationDetector(use_embeddings=False)},
+        detector = DistillationDetector(use_embeddings=args.embeddings)
+        report = evaluate({"distillwarden": detector},
                           str(path), fprs=(0.001, 0.01),
                           progress=lambda m: print(m, flush=True))
         full = report.as_dict(with_curves=False)
