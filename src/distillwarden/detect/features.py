@@ -257,18 +257,18 @@ def _word_columns_sql(words: str) -> str:
     SELECT list_transform(tw, lambda w: hash(w)) AS wh,
            hash(array_to_string(tw[1:8], ' ')) AS tpl_prefix,
            hash(array_to_string(tw, ' ')) AS uwhole
-    FROM (SELECT {tw} AS tw FROM words)
+    FROM (SELECT {tw} AS tw FROM dw_joined_words)
     """
 
 
 def _word_columns(con: duckdb.DuckDBPyConnection, words: pa.Array) -> pa.Table:
     table = pa.table({"w": words})
-    con.register("words", pa.Table.from_batches(
+    con.register("dw_joined_words", pa.Table.from_batches(
         table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema))
     try:
         return con.sql(_word_columns_sql("w")).to_arrow_table()
     finally:
-        con.unregister("words")
+        con.unregister("dw_joined_words")
 
 
 #: one pass of the union of all lexicons first (RE2 runs an alternation in one linear scan);
