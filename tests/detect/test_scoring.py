@@ -145,3 +145,17 @@ def test_count_statistics_do_not_extrapolate_beyond_the_busiest_reference_accoun
     assert capped[0] > 0 and capped[0] == capped[1]
     raw = fitted._statistics(sig, fitted.signal_names_, cap_volume=False)[:, j]
     assert raw[1] == pytest.approx(10 * raw[0])
+
+
+def test_detectors_pickled_before_a_parameter_existed_get_its_default() -> None:
+    import pickle
+
+    det = DistillationDetector(use_embeddings=False, lift_quorum=0.8)
+    state = det.__getstate__()
+    del state["lift_quorum_min"], state["pool_min_members"]
+    old = DistillationDetector.__new__(DistillationDetector)
+    old.__setstate__(state)
+    assert old.lift_quorum_min == 5 and old.pool_min_members == 10
+    assert old.lift_quorum == 0.8  # what was pickled wins over the defaults
+    again = pickle.loads(pickle.dumps(det))
+    assert again.lift_quorum == 0.8 and again.pool_min_members == 10

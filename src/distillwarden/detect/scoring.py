@@ -26,6 +26,7 @@ Method (see docs/detection.md):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -208,6 +209,12 @@ class DistillationDetector:
         state.pop("embedding_cache_", None)
         state.pop("_last", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a detector pickled before a parameter existed gets that parameter's default
+        params = inspect.signature(type(self).__init__).parameters.values()
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        self.__dict__.update({**defaults, **state})
 
     # ------------------------------------------------------------------ helpers
     def _signal_names(self) -> tuple[str, ...]:
@@ -393,8 +400,7 @@ class DistillationDetector:
             pos = {o: i for i, o in enumerate(orgs)}
             # pooling pays where many accounts each carry a little evidence; a small
             # cluster keeps the members' combination alone (no Bonferroni factor to pay)
-            big = [c for c in clusters
-                   if len(c.members) >= getattr(self, "pool_min_members", 10)]
+            big = [c for c in clusters if len(c.members) >= self.pool_min_members]
             pooled = self._pooled_cluster_p(feats, big) if self.cluster_lift else {}
             for c in clusters:
                 idx = np.array([pos[m] for m in c.members if m in pos], dtype=np.int64)
@@ -407,8 +413,7 @@ class DistillationDetector:
                     if c.cluster_id in pooled:
                         p_c = min(1.0, 2.0 * min(p_c, pooled[c.cluster_id]))
                     gate = lift_mask(p_acc[idx], self.lift_gate, self.lift_gate_weak,
-                                     self.lift_quorum,
-                                     getattr(self, "lift_quorum_min", 5))
+                                     self.lift_quorum, self.lift_quorum_min)
                     p_final[idx] = np.where(gate, np.minimum(p_acc[idx], p_c), p_acc[idx])
         risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
         scores = AccountScores(
