@@ -205,12 +205,9 @@ def _join_words(
     arr = arr.cast(pa.string())
     if arr.null_count:
         raise ValueError("word texts must not be null")
-    chunks = [arr.slice(i, chunk_rows) for i in range(0, len(arr), chunk_rows)]
-    if len(chunks) > 1:  # NumPy releases the GIL: the chunks run on all cores
-        with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
-            parts = list(pool.map(_join_words_chunk, chunks))
-    else:
-        parts = [_join_words_chunk(c) for c in chunks]
+    # request features call this per chunk of their own thread pool; the benchmark index,
+    # built once, needs no threads of its own
+    parts = [_join_words_chunk(arr.slice(i, chunk_rows)) for i in range(0, len(arr), chunk_rows)]
     return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
 
