@@ -447,22 +447,26 @@ def _minhash(lengths: np.ndarray, flat: np.ndarray, which: int) -> np.ndarray:
         return out
     with np.errstate(over="ignore"):
         h = flat * _MH_MUL[which] + _MH_ADD[which]
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return _per_row_reduce(np.minimum, h, lengths, out)
+
+
+def _per_row_reduce(
+    ufunc: np.ufunc, values: np.ndarray, lengths: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """``out[i]`` = ``ufunc`` reduced over row ``i``'s ``lengths[i]`` consecutive entries of
+    ``values``; rows without entries keep their ``out`` value."""
+    lengths = np.asarray(lengths, np.int64)
     nonempty = lengths > 0
-    out[nonempty] = np.minimum.reduceat(h, starts[nonempty])
+    if nonempty.any():
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        out[nonempty] = ufunc.reduceat(values, starts[nonempty], dtype=out.dtype)
     return out
 
 
 def _per_row_sum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Per row, the sum of its ``lengths[i]`` consecutive entries of ``values``."""
-    lengths = np.asarray(lengths, np.int64)
-    out = np.zeros(len(lengths), np.int64)
-    nonempty = lengths > 0
-    if nonempty.any():
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        out[nonempty] = np.add.reduceat(values.view(np.uint8) if values.dtype == bool
-                                        else values, starts[nonempty], dtype=np.int64)
-    return out
+    vals = values.view(np.uint8) if values.dtype == bool else values
+    return _per_row_reduce(np.add, vals, lengths, np.zeros(len(lengths), np.int64))
 
 
 def _bench_hits(
