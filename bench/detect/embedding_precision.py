@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_speed import _simulate  # noqa: E402
 
 
 def _texts(data: Path, events: int, count: int) -> list[str]:
@@ -30,13 +33,9 @@ def _texts(data: Path, events: int, count: int) -> list[str]:
     import pyarrow.parquet as pq
 
     from distillwarden.events.reader import list_segments
-    from distillwarden.sim.scenario import load_scenario
-    from distillwarden.sim.writers import write_dataset
 
     path = data / f"standard-{events}"
-    if not (path / "labels.jsonl").exists():
-        scenario = load_scenario("standard").model_copy(update={"total_events": events})
-        write_dataset(scenario, path)
+    _simulate(path, events)  # the same log bench_speed.py simulates for this size
     table = pa.concat_tables(
         [pq.read_table(s, columns=["last_user_text"]) for s in list_segments(path / "events")]
     )

@@ -12,6 +12,7 @@ choice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -123,8 +124,6 @@ def embed_texts(
     """
     if len(texts) == 0:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    import contextlib
-
     import torch
 
     model = get_encoder()
