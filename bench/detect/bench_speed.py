@@ -33,19 +33,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _simulate(path: Path, events: int | None) -> None:
-    """Simulate ``standard`` into ``path`` (once), rescaled to ``events`` unless None."""
-    from distillwarden.sim.scenario import load_scenario
-    from distillwarden.sim.writers import write_dataset
-
-    if (path / "labels.jsonl").exists():
-        return
-    scenario = load_scenario("standard")
-    if events is not None:
-        scenario = scenario.model_copy(update={"total_events": events})
-    write_dataset(scenario, path)
+from run_eval import _dataset  # noqa: E402
 
 
 def _features_only(dataset: Path, fraction: float) -> dict[str, Any]:
@@ -150,13 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         fn = _features_only if args.child == "features" else _full
         print(json.dumps(fn(args.dataset, args.fraction)))
         return 0
-    big = args.data / f"standard-{args.events}"
-    small = args.data / f"standard-{args.full_events}"
-    natural = args.data / "standard"
-    _simulate(big, args.events)
-    _simulate(small, args.full_events)
-    if not args.no_natural:
-        _simulate(natural, None)
+    # the logs run_eval.py simulates (and caches) under the same names
+    big = _dataset("standard", args.data, args.events)
+    small = _dataset("standard", args.data, args.full_events)
+    natural = None if args.no_natural else _dataset("standard", args.data, None)
     load_at_start = os.getloadavg()
     # the featurisation run is short and the machine shared: the median of several runs
     runs = [_child("features", big, 1.0) for _ in range(max(1, args.repeats))]
@@ -164,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     feats_full = {**feats_full, "events_per_s_runs": [r["events_per_s"] for r in runs]}
     feats_half = _child("features", big, 0.5)
     small_full = _child("full", small, 1.0)
-    full = small_full if args.no_natural else _child("full", natural, 1.0)
+    full = small_full if natural is None else _child("full", natural, 1.0)
     result = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "platform": platform.platform(),

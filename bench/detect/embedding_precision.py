@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_speed import _simulate  # noqa: E402
+from run_eval import _dataset  # noqa: E402
 
 
 def _texts(data: Path, events: int, count: int) -> list[str]:
@@ -34,8 +34,7 @@ def _texts(data: Path, events: int, count: int) -> list[str]:
 
     from distillwarden.events.reader import list_segments
 
-    path = data / f"standard-{events}"
-    _simulate(path, events)  # the same log bench_speed.py simulates for this size
+    path = _dataset("standard", data, events)  # the log bench_speed.py uses at this size
     table = pa.concat_tables(
         [pq.read_table(s, columns=["last_user_text"]) for s in list_segments(path / "events")]
     )
