@@ -52,6 +52,9 @@ KINDS = tuple(DEFAULT_WEIGHTS)
 #: sharing 1..MAX_GRADE distinct tokens of a kind (e.g. timing bands) is graded evidence
 MAX_GRADE = 4
 
+#: each kind's code (its index in ``KINDS``)
+KIND_CODE = {k: c for c, k in enumerate(KINDS)}
+
 CONTENT_KINDS = ("tpl", "fp", "emb")
 #: kinds whose tokens are identities (not similarity hashes): against a cluster's pooled
 #: tokens, a token rare among benign reference accounts weighs by its own rarity
@@ -255,7 +258,6 @@ class HydraLinker:
         """Candidate pairs from tokens held by at most ``max_block`` accounts: ``(pair key
         i*n+j, kind code, number of distinct tokens of that kind shared)`` and the big
         blocks left out."""
-        kind_code = {k: c for c, k in enumerate(KINDS)}
         pi: list[np.ndarray] = []
         pk: list[np.ndarray] = []
         big: list[tuple[str, np.ndarray]] = []
@@ -265,7 +267,7 @@ class HydraLinker:
                 continue
             i, j = np.triu_indices(len(members), 1)
             pi.append(members[i] * n + members[j])
-            pk.append(np.full(len(i), kind_code[kind], np.int64))
+            pk.append(np.full(len(i), KIND_CODE[kind], np.int64))
         if not pi:
             z = np.zeros(0, np.int64)
             return z, z, z, big
@@ -348,8 +350,8 @@ class HydraLinker:
         w = table[kind, np.minimum(count, MAX_GRADE) - 1]
         if floor is not None:
             w = np.maximum(w, floor)
-        is_content = np.isin(kind, [KINDS.index(k) for k in CONTENT_KINDS])
-        is_chan = kind == KINDS.index("chan")
+        is_content = np.isin(kind, [KIND_CODE[k] for k in CONTENT_KINDS])
+        is_chan = kind == KIND_CODE["chan"]
         plain = np.where(is_content | is_chan, 0.0, w)
         total = np.bincount(inv, weights=plain, minlength=n_pairs)
         content = np.zeros(n_pairs)
@@ -424,7 +426,6 @@ class HydraLinker:
         lone = sizes[labels] == 1
         if not in_cluster.any() or not lone.any():
             return labels
-        kind_code = {k: c for c, k in enumerate(KINDS)}
         rows_a: list[np.ndarray] = []
         rows_c: list[np.ndarray] = []
         rows_k: list[np.ndarray] = []
@@ -443,7 +444,7 @@ class HydraLinker:
             c = np.tile(cl_ids, len(singles))
             rows_a.append(a)
             rows_c.append(c)
-            rows_k.append(np.full(len(a), kind_code[kind], np.int64))
+            rows_k.append(np.full(len(a), KIND_CODE[kind], np.int64))
             rows_w.append(np.full(len(a), self._token_weight(kind, value)))
         if not rows_a:
             return labels
@@ -503,11 +504,10 @@ class HydraLinker:
         """Per account and per label (cluster), the number of distinct shared tokens of each
         kind (a label counts a token held by at least ``min_holders[label]`` of its
         members), and the typical count per account holding any of that kind."""
-        kind_code = {k: c for c, k in enumerate(KINDS)}
         acct = np.zeros((n, len(KINDS)))
         pool = np.zeros((n, len(KINDS)))
         for kind, _v, members in groups:
-            c = kind_code[kind]
+            c = KIND_CODE[kind]
             acct[members, c] += 1
             labs, cnt = np.unique(labels[members], return_counts=True)
             pool[labs[cnt >= min_holders[labs]], c] += 1
@@ -525,7 +525,6 @@ class HydraLinker:
         sizes = np.bincount(labels, minlength=n)
         if (np.bincount(labels[sizes[labels] >= 2]) > 0).sum() < 2:
             return labels
-        kind_code = {k: c for c, k in enumerate(KINDS)}
         rows_a: list[np.ndarray] = []
         rows_b: list[np.ndarray] = []
         rows_k: list[np.ndarray] = []
@@ -542,7 +541,7 @@ class HydraLinker:
             i, j = np.triu_indices(len(cl_ids), 1)
             rows_a.append(cl_ids[i])
             rows_b.append(cl_ids[j])
-            rows_k.append(np.full(len(i), kind_code[kind], np.int64))
+            rows_k.append(np.full(len(i), KIND_CODE[kind], np.int64))
             rows_w.append(np.full(len(i), self._token_weight(kind, value)))
         if not rows_a:
             return labels
