@@ -1,0 +1,368 @@
+"""Words of each prompt and what is derived from them, in one compiled pass per row.
+
+A prompt's *word window* is its first ``max_chars`` characters (code points) with quoted
+spans blanked (``"…"`` or ``“…”`` of at most 200 characters on one line: the slots of a
+template). Its *words* are the maximal runs of ``a-z`` and non-ASCII characters in the window
+(the text is lower-cased before), the first ``max_words`` of them. From the words of a row
+this module computes, over the UTF-8 bytes of an Arrow string array and without Python per
+row (Numba, releasing the GIL so that chunks run on all cores):
+
+* the template prefix hash (first eight words) and the hash of all the words (exact matches);
+* the hashes of its 4-word shingles, two MinHash fingerprints of them;
+* benchmark hits: shingles found in a sorted array of benchmark shingle hashes, behind a
+  one-hash Bloom filter.
+
+Hash values are only compared with each other within a process (the benchmark index is built
+with the same functions); none is stored.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+__all__ = [
+    "BITMAP_BITS", "BUCKET_BITS", "QUOTED_PATTERN", "WordHashes", "bitmap", "buckets",
+    "row_words", "shingle_table", "space_counts", "word_hashes",
+]
+
+BITMAP_BITS = 24  # bits of the benchmark-shingle Bloom filter (2 MiB)
+BUCKET_BITS = 20  # the sorted shingles are bucketed by their top bits (4 MiB of offsets)
+_QUOTE_CHARS = 200  # at most this many characters between a template slot's quotes
+#: the quoted spans the window blanks, as a regex (the kernels scan for them by hand)
+QUOTED_PATTERN = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”'
+SHINGLE = 4  # words per shingle
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+MIX = np.uint64(0x9E3779B97F4A7C15)
+_MH_MUL = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+_MH_ADD = (np.uint64(0x165667B19E3779F9), np.uint64(0x27D4EB2F165667C5))
+_SEQ_SEED = np.uint64(0x84222325CBF29CE4)
+
+
+@numba.njit(inline="always")
+def _avalanche(h: np.uint64) -> np.uint64:
+    """splitmix64's finaliser: every input bit reaches every output bit."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+@numba.njit(inline="always")
+def _char_len(b: np.uint8) -> int:
+    if b < 0x80:
+        return 1
+    if b >= 0xF0:
+        return 4
+    if b >= 0xE0:
+        return 3
+    if b >= 0xC0:
+        return 2
+    return 1
+
+
+@numba.njit(inline="always")
+def _is_curly(data: np.ndarray, i: int, end: int, last: int) -> bool:
+    """``data[i:i+3]`` is “ (``last`` 0x9C) or ” (0x9D), inside ``end``."""
+    return (i + 2 < end and data[i] == 0xE2 and data[i + 1] == 0x80
+            and data[i + 2] == last)
+
+
+@numba.njit(inline="always")
+def _quote_end(data: np.ndarray, i: int, end: int, room: int) -> tuple[int, int]:
+    """If a quoted span starts at ``i`` and closes within the next ``room`` characters, the
+    index just past it and the characters it holds after the opening quote; else (-1, 0).
+
+    Mirrors the regex ``"[^"\\n]{0,200}"|“[^”\\n]{0,200}”`` at position ``i``."""
+    curly = _is_curly(data, i, end, 0x9C)
+    j = i + 3 if curly else i + 1
+    n = 0  # characters after the opening quote, before j
+    while j < end and n <= _QUOTE_CHARS and n < room:
+        if curly:
+            if _is_curly(data, j, end, 0x9D):
+                return j + 3, n + 1
+        elif data[j] == 0x22:
+            return j + 1, n + 1
+        if data[j] == 0x0A:
+            return -1, 0
+        j += _char_len(data[j])
+        n += 1
+    return -1, 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_words(
+    data: np.ndarray, start: int, end: int, max_chars: int, max_words: int,
+    starts: np.ndarray, ends: np.ndarray, wh: np.ndarray,
+) -> int:
+    """Byte spans and hashes of a row's words (see the module docstring) into ``starts``,
+    ``ends`` and ``wh``; returns how many. One pass over the window's bytes."""
+    count = 0
+    chars = 0  # characters started before or at i
+    i = start
+    w0 = -1
+    h = _FNV_OFFSET
+    while i < end:
+        b = data[i]
+        if (b & 0xC0) != 0x80:  # a character starts here
+            if chars >= max_chars:
+                break
+            chars += 1
+            if b == 0x22 or (b == 0xE2 and _is_curly(data, i, end, 0x9C)):
+                q, used = _quote_end(data, i, end, max_chars - chars)
+                if q >= 0:
+                    if w0 >= 0:
+                        starts[count] = w0
+                        ends[count] = i
+                        wh[count] = _avalanche(h)
+                        count += 1
+                        w0 = -1
+                        if count == max_words:
+                            return count
+                    chars += used
+                    i = q
+                    continue
+        if (b >= 97 and b <= 122) or b >= 0x80:
+            if w0 < 0:
+                w0 = i
+                h = _FNV_OFFSET
+            h = (h ^ np.uint64(b)) * _FNV_PRIME
+        elif w0 >= 0:
+            starts[count] = w0
+            ends[count] = i
+            wh[count] = _avalanche(h)
+            count += 1
+            w0 = -1
+            if count == max_words:
+                return count
+        i += 1
+    if w0 >= 0:
+        starts[count] = w0
+        ends[count] = i
+        wh[count] = _avalanche(h)
+        count += 1
+    return count
+
+
+@numba.njit(inline="always")
+def _seq_hash(wh: np.ndarray, n: int) -> np.uint64:
+    """Hash of a word sequence (order and length matter)."""
+    h = _SEQ_SEED
+    for k in range(n):
+        h = h * MIX + wh[k]
+    return _avalanche(h + np.uint64(n))
+
+
+@numba.njit(inline="always")
+def _shingle(wh: np.ndarray, k: int) -> np.uint64:
+    """Hash of the shingle starting at word ``k`` (as :func:`shingle_hashes` computes it)."""
+    acc = wh[k]
+    for j in range(1, SHINGLE):
+        acc = acc * MIX + wh[k + j]
+    return _avalanche(acc)
+
+
+@numba.njit(inline="always")
+def _suffix_hash(data: np.ndarray, start: int, end: int, chars: int) -> np.uint64:
+    """Hash of the row's last ``chars`` characters after their first space (the tail of a
+    template, its first word likely cut); of nothing when they hold no space."""
+    i = end
+    n = 0
+    while i > start and n < chars:
+        i -= 1
+        if (data[i] & 0xC0) != 0x80:
+            n += 1
+    while i < end and data[i] != 0x20:
+        i += 1
+    h = _FNV_OFFSET
+    for k in range(i + 1, end):
+        h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+    return _avalanche(h)
+
+
+@numba.njit(nogil=True, cache=True)
+def _hash_kernel(
+    data: np.ndarray, offsets: np.ndarray, max_chars: int, max_words: int, suffix_chars: int,
+    bits: np.ndarray, buckets: np.ndarray, shingles: np.ndarray, items: np.ndarray,
+    tpl: np.ndarray, suffix: np.ndarray, whole: np.ndarray, n_shingles: np.ndarray, hits: np.ndarray,
+    exact: np.ndarray, fp_a: np.ndarray, fp_b: np.ndarray,
+) -> None:
+    starts = np.empty(max_words, np.int64)
+    ends = np.empty(max_words, np.int64)
+    wh = np.empty(max_words, np.uint64)
+    n_sh = len(shingles)
+    n_it = len(items)
+    shift = np.uint64(64 - BITMAP_BITS)
+    b_shift = np.uint64(64 - BUCKET_BITS)
+    for r in range(len(offsets) - 1):
+        nw = _row_words(data, offsets[r], offsets[r + 1], max_chars, max_words, starts, ends,
+                        wh)
+        tpl[r] = _seq_hash(wh, min(nw, 8))
+        suffix[r] = _suffix_hash(data, offsets[r], offsets[r + 1], suffix_chars)
+        whole[r] = _seq_hash(wh, nw)
+        if n_it:
+            pos = np.searchsorted(items, whole[r])
+            exact[r] = pos < n_it and items[pos] == whole[r]
+        m = max(nw - SHINGLE + 1, 0)
+        n_shingles[r] = m
+        ha = np.uint64(0xFFFFFFFFFFFFFFFF)
+        hb = ha
+        h_count = 0
+        for k in range(m):
+            s = _shingle(wh, k)
+            a = s * _MH_MUL[0] + _MH_ADD[0]
+            b = s * _MH_MUL[1] + _MH_ADD[1]
+            ha = min(ha, a)
+            hb = min(hb, b)
+            if n_sh:
+                top = np.int64(s >> shift)
+                if (bits[top >> 3] >> (top & 7)) & 1:
+                    bucket = np.int64(s >> b_shift)
+                    for pos in range(buckets[bucket], buckets[bucket + 1]):
+                        if shingles[pos] == s:
+                            h_count += 1
+                            break
+        hits[r] = h_count
+        fp_a[r] = ha if m else np.uint64(0)
+        fp_b[r] = hb if m else np.uint64(0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _shingle_kernel(
+    data: np.ndarray, offsets: np.ndarray, max_chars: int, max_words: int,
+    out: np.ndarray, counts: np.ndarray, whole: np.ndarray,
+) -> int:
+    starts = np.empty(max_words, np.int64)
+    ends = np.empty(max_words, np.int64)
+    wh = np.empty(max_words, np.uint64)
+    o = 0
+    for r in range(len(offsets) - 1):
+        nw = _row_words(data, offsets[r], offsets[r + 1], max_chars, max_words, starts, ends,
+                        wh)
+        whole[r] = _seq_hash(wh, nw)
+        m = max(nw - SHINGLE + 1, 0)
+        counts[r] = m
+        for k in range(m):
+            out[o] = _shingle(wh, k)
+            o += 1
+    return o
+
+
+@numba.njit(nogil=True, cache=True)
+def _count_byte(data: np.ndarray, offsets: np.ndarray, byte: int, out: np.ndarray) -> None:
+    for r in range(len(offsets) - 1):
+        n = 0
+        for k in range(offsets[r], offsets[r + 1]):
+            n += data[k] == byte
+        out[r] = n
+
+
+def space_counts(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Per row, how many ASCII spaces it holds; -1 for a null row."""
+    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+    parts = []
+    for arr in chunks:
+        if pa.types.is_large_string(arr.type):
+            arr = arr.cast(pa.string())
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        data, offsets = _buffers(arr.fill_null("") if arr.null_count else arr)
+        out = np.zeros(len(arr), np.int64)
+        _count_byte(data, offsets, 0x20, out)
+        out[~valid] = -1
+        parts.append(out)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes and the int64 row offsets of a string array (no copy of the text)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    if arr.null_count:
+        raise ValueError("texts must not be null")
+    n = len(arr)
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, np.int32, count=n + 1, offset=arr.offset * 4)
+    data = (np.frombuffer(data_buf, np.uint8) if data_buf is not None
+            else np.zeros(1, np.uint8))
+    return data, offsets.astype(np.int64)
+
+
+class WordHashes(dict[str, np.ndarray]):
+    """Per-row columns of :func:`word_hashes` (``tpl_prefix``, ``tpl_suffix``, ``whole``, ``n_shingles``,
+    ``bench_hits``, ``exact``, ``fp_a``, ``fp_b``)."""
+
+
+def bitmap(shingles: np.ndarray) -> np.ndarray:
+    """A bit-packed one-hash Bloom filter over sorted shingle hashes (their top bits)."""
+    bits = np.zeros(1 << (BITMAP_BITS - 3), np.uint8)
+    top = (np.asarray(shingles, np.uint64) >> np.uint64(64 - BITMAP_BITS)).astype(np.int64)
+    np.bitwise_or.at(bits, top >> 3, (1 << (top & 7)).astype(np.uint8))
+    return bits
+
+
+def buckets(shingles: np.ndarray) -> np.ndarray:
+    """Where each bucket of sorted ``shingles`` (by their top ``BUCKET_BITS`` bits) starts
+    and ends: bucket ``b`` is ``shingles[buckets[b]:buckets[b + 1]]``."""
+    top = np.asarray(shingles, np.uint64) >> np.uint64(64 - BUCKET_BITS)
+    edges = np.arange((1 << BUCKET_BITS) + 1, dtype=np.uint64)
+    return np.searchsorted(top, edges).astype(np.int32)
+
+
+def word_hashes(
+    texts: pa.Array | pa.ChunkedArray, *, max_chars: int, max_words: int, suffix_chars: int,
+    shingles: np.ndarray, items: np.ndarray, bits: np.ndarray | None = None,
+    bucket_index: np.ndarray | None = None,
+) -> WordHashes:
+    """Per row of ``texts`` (lower-cased): template prefix, template suffix (the last
+    ``suffix_chars`` characters after their first space) and whole-text hashes, shingle
+    count, benchmark hits against ``shingles`` (sorted; their :func:`bitmap` ``bits`` and
+    :func:`buckets` ``bucket_index`` are built when not given),
+    exact match of the whole against ``items`` (sorted), and two MinHash fingerprints."""
+    data, offsets = _buffers(texts)
+    n = len(offsets) - 1
+    out = WordHashes(
+        tpl_prefix=np.zeros(n, np.uint64), tpl_suffix=np.zeros(n, np.uint64), whole=np.zeros(n, np.uint64),
+        n_shingles=np.zeros(n, np.int64), bench_hits=np.zeros(n, np.int64),
+        exact=np.zeros(n, np.bool_), fp_a=np.zeros(n, np.uint64), fp_b=np.zeros(n, np.uint64),
+    )
+    bits = bitmap(shingles) if bits is None else bits
+    bucket_index = buckets(shingles) if bucket_index is None else bucket_index
+    _hash_kernel(
+        data, offsets, max_chars, max_words, suffix_chars, bits, bucket_index, shingles, items,
+        out["tpl_prefix"], out["tpl_suffix"], out["whole"], out["n_shingles"],
+        out["bench_hits"], out["exact"], out["fp_a"], out["fp_b"],
+    )
+    return out
+
+
+def shingle_table(
+    texts: pa.Array | pa.ChunkedArray, *, max_chars: int, max_words: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``texts``: shingle counts, the flat shingle hashes (row after row) and the
+    whole-text hash, for building a benchmark index."""
+    data, offsets = _buffers(texts)
+    n = len(offsets) - 1
+    counts = np.zeros(n, np.int64)
+    whole = np.zeros(n, np.uint64)
+    flat = np.zeros(n * max(max_words - SHINGLE + 1, 0), np.uint64)
+    used = _shingle_kernel(data, offsets, max_chars, max_words, flat, counts, whole)
+    return counts, flat[:used], whole
+
+
+def row_words(texts: pa.Array, *, max_chars: int, max_words: int) -> list[list[str]]:
+    """The words of each row (for tests and debugging; the kernels never build strings)."""
+    data, offsets = _buffers(texts)
+    starts = np.empty(max_words, np.int64)
+    ends = np.empty(max_words, np.int64)
+    wh = np.empty(max_words, np.uint64)
+    raw = data.tobytes()
+    rows = []
+    for r in range(len(offsets) - 1):
+        nw = _row_words(data, offsets[r], offsets[r + 1], max_chars, max_words, starts, ends,
+                        wh)
+        rows.append([raw[s:e].decode() for s, e in zip(starts[:nw], ends[:nw], strict=True)])
+    return rows
