@@ -74,3 +74,20 @@ def test_signal_constant_on_benign_is_not_extrapolated() -> None:
     p0, p1 = cal.pvalue(np.array([0.0, 1.0]))
     assert 0.45 < p0 < 0.55
     assert p1 == pytest.approx(1.0 / 481)
+
+
+def test_tail_stays_consistent_with_a_sparse_benign_subpopulation() -> None:
+    # most benign accounts never redact (0), a tenth redact a little, and 3 of 480 (say,
+    # translation pipelines that redact everything) sit far out: the tail fitted on the many
+    # small exceedances must not call the next such pipeline impossible
+    rng = np.random.default_rng(4)
+    values = np.r_[np.zeros(430), rng.uniform(0.0, 0.004, 47), [0.045, 0.05, 0.055]]
+    cal = TailCalibrator().fit(values)
+    p_max, p_next, p_far = cal.pvalue(np.array([0.055, 0.06, 0.5]))
+    assert p_max >= 0.4 / 481
+    assert p_next > 1e-4  # one more of the sub-population: rare, not a 1e-5 event
+    assert p_far < p_next < p_max  # still monotone, and far values still extrapolate down
+    # where the tail was already consistent with the largest value, nothing changes
+    expo = rng.exponential(size=500)
+    assert TailCalibrator().fit(expo).scale_ == TailCalibrator(consistent_max=False).fit(
+        expo).scale_

@@ -7,7 +7,9 @@ generalised Pareto tail fitted on the exceedances, so that
 values far outside anything benign get probabilities below ``1/(N+1)`` rather than all
 tying at the smallest empirical value. The tail is a generalised Pareto with a fixed positive
 shape (heavier than exponential: benign traffic the reference never saw should not look
-impossible), and ties use the mid-p (a signal that is 0 on most benign accounts gives 0 a
+impossible), whose scale is widened where needed so that it does not call the largest
+benign value rarer than ``1/(N+1)`` (a tail fitted on many small exceedances under a sparse
+benign sub-population far out would be too light), and ties use the mid-p (a signal that is 0 on most benign accounts gives 0 a
 probability near 0.5, not 1).
 """
 
@@ -26,12 +28,14 @@ class TailCalibrator:
 
     ``min_scale`` is the smallest exponential-tail scale allowed (in the signal's units); it
     keeps a signal that is constant on benign accounts (say, always 0) from turning any
-    nonzero value into certainty.
+    nonzero value into certainty. ``consistent_max`` widens the tail until the largest
+    benign value is no rarer than ``1/(n+1)`` under it.
     """
 
     min_scale: float = 0.0
     tail_quantile: float = 0.9
     tail_shape: float = 0.25
+    consistent_max: bool = True
 
     def fit(self, values: np.ndarray) -> TailCalibrator:
         """Learn the benign distribution (NaNs, meaning 'not defined', are ignored)."""
@@ -53,6 +57,17 @@ class TailCalibrator:
             # a value never seen among n benign accounts is worth 1 / (n + 1), no less
             self.scale_ = float("inf")
         self.p_u_ = (1.0 + float((v > self.u_).sum())) / (self.n_ + 1.0)
+        if self.consistent_max and np.isfinite(self.scale_) and v[-1] > self.u_:
+            # the fitted tail must not call the largest benign value itself rarer than
+            # 1 / (n + 1): a tail fitted on many small exceedances under a few large ones
+            # (a benign sub-population) is too light, and would make that sub-population's
+            # next account look impossible
+            target = 1.0 / (self.n_ + 1.0)
+            if self.p_u_ > target:
+                xi = self.tail_shape
+                z = (((self.p_u_ / target) ** xi - 1.0) / xi if xi > 0
+                     else float(np.log(self.p_u_ / target)))
+                self.scale_ = max(self.scale_, (float(v[-1]) - self.u_) / z)
         # mid-p empirical tail at each distinct benign value (pvalue interpolates in between)
         self.values_, counts = np.unique(v, return_counts=True)
         self.knots_ = (1.0 + self.n_ - np.cumsum(counts) + 0.5 * counts) / (self.n_ + 1.0)
