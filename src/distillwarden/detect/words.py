@@ -92,6 +92,18 @@ def _quote_end(data: np.ndarray, i: int, end: int, room: int) -> tuple[int, int]
     return -1, 0
 
 
+@numba.njit(inline="always")
+def _close_word(
+    starts: np.ndarray, ends: np.ndarray, wh: np.ndarray, count: int, w0: int, i: int,
+    h: np.uint64,
+) -> int:
+    """Record the word ``data[w0:i]`` (running hash ``h``) as word ``count``."""
+    starts[count] = w0
+    ends[count] = i
+    wh[count] = _avalanche(h)
+    return count + 1
+
+
 @numba.njit(nogil=True, cache=True)
 def _row_words(
     data: np.ndarray, start: int, end: int, max_chars: int, max_words: int,
@@ -114,10 +126,7 @@ def _row_words(
                 q, used = _quote_end(data, i, end, max_chars - chars)
                 if q >= 0:
                     if w0 >= 0:
-                        starts[count] = w0
-                        ends[count] = i
-                        wh[count] = _avalanche(h)
-                        count += 1
+                        count = _close_word(starts, ends, wh, count, w0, i, h)
                         w0 = -1
                         if count == max_words:
                             return count
@@ -130,19 +139,13 @@ def _row_words(
                 h = _FNV_OFFSET
             h = (h ^ np.uint64(b)) * _FNV_PRIME
         elif w0 >= 0:
-            starts[count] = w0
-            ends[count] = i
-            wh[count] = _avalanche(h)
-            count += 1
+            count = _close_word(starts, ends, wh, count, w0, i, h)
             w0 = -1
             if count == max_words:
                 return count
         i += 1
     if w0 >= 0:
-        starts[count] = w0
-        ends[count] = i
-        wh[count] = _avalanche(h)
-        count += 1
+        count = _close_word(starts, ends, wh, count, w0, i, h)
     return count
 
 
