@@ -171,7 +171,8 @@ _SLOT_TEXT = st.lists(_SLOT_PIECES, max_size=25).map("".join)
 def test_placeholder_counts_match_their_regex_definition(texts: list[str]) -> None:
     """The placeholder count equals the DuckDB regex definition (``regexp_extract_all``)."""
     arr = pa.array(texts, pa.string())
-    counts = features._text_features(arr, BenchmarkIndex.build(["x"]))["placeholders"]
+    texts_table = pa.table({"prompt_text": arr, "last_user_text": pa.nulls(len(arr), pa.string())})
+    counts = features._text_features(texts_table, BenchmarkIndex.build(["x"]))["placeholders"]
     con = duckdb.connect()
     con.register("x", pa.table({"t": arr}))
     ph = features._sql_str(features.PLACEHOLDER_PATTERN)

@@ -1,11 +1,12 @@
 """Per-request features: pure, vectorised functions over Arrow tables of events.
 
-DuckDB cuts and lower-cases each prompt's text window and computes the metadata features;
-Arrow's compute kernels (RE2) match the lexicons and count placeholders; words, template
-hashes, shingle fingerprints and benchmark matching are one compiled pass per row
-(:mod:`~distillwarden.detect.words`). Text work runs in chunks on all cores. No per-row Python. The output is one row per
-event with the columns in :data:`FEATURE_COLUMNS`; account signals (``signals.py``) aggregate
-them over windows.
+Each prompt's lower-cased text window is cut by a compiled pass
+(:mod:`~distillwarden.detect.window`); Arrow's compute kernels (RE2) match the lexicons and
+count placeholders in it; words, template hashes, shingle fingerprints and benchmark
+matching are one compiled pass per row (:mod:`~distillwarden.detect.words`). Text work runs
+in chunks on all cores; the metadata features are Arrow and NumPy column arithmetic. No
+per-row Python. The output is one row per event with the columns in :data:`FEATURE_COLUMNS`;
+account signals (``signals.py``) aggregate them over windows.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -23,6 +25,7 @@ import pyarrow.compute as pc
 
 from .benchmarks import load_benchmark_items
 from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
+from .window import text_window
 from .words import bitmap, buckets, shingle_table, space_counts, word_hashes
 
 __all__ = [
@@ -69,7 +72,6 @@ def _sql_str(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
 
 
-_BATCH_ROWS = 4096  # DuckDB scans an Arrow table in parallel by record batch
 
 @dataclass(frozen=True)
 class BenchmarkIndex:
@@ -103,10 +105,7 @@ class BenchmarkIndex:
             texts = [it.text for it in load_benchmark_items()]
         if not texts:
             return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 0)
-        con = duckdb.connect()
-        con.register("items", pa.table({"t": pa.array(texts, pa.string())}))
-        low = con.sql("SELECT lower(t) AS t FROM items").to_arrow_table().column("t")
-        con.close()
+        low = pc.utf8_lower(pa.array(texts, pa.string()))
         counts, flat, whole = shingle_table(
             low, max_chars=_WORD_CHARS, max_words=_MAX_WORDS)
         item = np.repeat(np.arange(len(counts)), counts)
@@ -142,37 +141,19 @@ _LEXICON_UNION = "(?:" + "|".join(LEXICONS.values()) + ")"
 _BLOCK_ROWS = 131_072  # rows featurised at once (their text windows: at most ~400 MB)
 _TEXT_CHUNK = 8192  # rows per task of the text features (Arrow's RE2 kernels release the GIL)
 
-#: everything but the text patterns, and the lower-cased text window ``t`` they read
-_BASE_SQL = f"""
-    WITH raw AS (
-        SELECT *, coalesce(prompt_text, last_user_text, '') AS raw_t FROM ev
-    ),
-    base AS (
-        SELECT *,
-            lower(CASE WHEN strlen(raw_t) <= {_TEXT_CHARS} THEN raw_t
-                       WHEN length(raw_t) <= {_TEXT_CHARS} THEN raw_t
-                       ELSE left(raw_t, {_TEXT_CHARS - _TAIL_CHARS}) || ' … '
-                            || right(raw_t, {_TAIL_CHARS}) END) AS t,
-            dw_spaces + 1 AS n_words
-        FROM raw
-    )
-    SELECT
-        event_id, ts, org_id, channel, licence, region, ip_net_hash, ua_hash, t,
-        n_words AS words,
-        coalesce(has_tools, false) AS has_tools,
-        coalesce(n_messages, 1) >= 3 AS f_multiturn,
-        coalesce(logprobs, false) OR coalesce(top_logprobs, 0) > 0 AS f_logprobs,
-        coalesce(n, 1) > 1 AS f_multi_n,
-        prompt_tokens, completion_tokens,
-        CAST(coalesce(completion_tokens, 0) AS DOUBLE)
-            / greatest(coalesce(prompt_tokens, 0), 1) AS out_in_ratio
-    FROM base
-"""
-
-
-def _text_features_chunk(t: pa.Array, index: BenchmarkIndex) -> dict[str, np.ndarray]:
-    """Lexicon flags, placeholder count and word-derived columns of a chunk of windows."""
+def _text_features_chunk(
+    prompt: pa.Array, fallback: pa.Array, index: BenchmarkIndex
+) -> dict[str, np.ndarray]:
+    """Word count, lexicon flags, placeholder count and word-derived columns of a chunk of
+    requests, from their text window."""
     out: dict[str, np.ndarray] = {}
+    # whitespace words of the whole text (the prompt, or the last user turn without one)
+    spaces = space_counts(prompt)
+    missing = spaces < 0
+    if missing.any():
+        spaces[missing] = np.maximum(space_counts(fallback)[missing], 0)
+    out["words"] = spaces + 1
+    t = text_window(prompt, fallback, head=_TEXT_CHARS - _TAIL_CHARS, tail=_TAIL_CHARS)
     hit_rows = pc.indices_nonzero(pc.match_substring_regex(t, _LEXICON_UNION))
     hits = pc.take(t, hit_rows)
     rows = hit_rows.to_numpy(zero_copy_only=False)
@@ -186,21 +167,29 @@ def _text_features_chunk(t: pa.Array, index: BenchmarkIndex) -> dict[str, np.nda
     ).astype(np.int64)
     out.update(word_hashes(
         t, max_chars=_WORD_CHARS, max_words=_MAX_WORDS, suffix_chars=_SUFFIX_CHARS,
-        shingles=index.shingles,
-        items=index.items, bits=index.bitmap, bucket_index=index.buckets,
+        shingles=index.shingles, items=index.items, bits=index.bitmap,
+        bucket_index=index.buckets,
     ))
     return out
 
 
-def _text_features(t: pa.Array | pa.ChunkedArray, index: BenchmarkIndex) -> dict[str, np.ndarray]:
-    """Per row of ``t``: each lexicon flag ``f_<name>``, ``placeholders`` (matches of the
-    placeholder pattern) and the columns of :func:`~distillwarden.detect.words.word_hashes`."""
-    arrays = t.chunks if isinstance(t, pa.ChunkedArray) else [t]
-    chunks = [a.slice(i, _TEXT_CHUNK) for a in arrays for i in range(0, len(a), _TEXT_CHUNK)]
-    chunks = chunks or [pa.array([], pa.string())]
+def _text_features(texts: pa.Table, index: BenchmarkIndex) -> dict[str, np.ndarray]:
+    """Per row of ``texts`` (columns ``prompt_text``, ``last_user_text``): ``words``, each
+    lexicon flag ``f_<name>``, ``placeholders`` (matches of the placeholder pattern) and the
+    columns of :func:`~distillwarden.detect.words.word_hashes`, in chunks on all cores."""
+    prompts: list[pa.Array] = []
+    fallbacks: list[pa.Array] = []
+    for batch in texts.to_batches():
+        for i in range(0, batch.num_rows, _TEXT_CHUNK):
+            part = batch.slice(i, _TEXT_CHUNK)
+            prompts.append(part.column(0))
+            fallbacks.append(part.column(1))
+    if not prompts:
+        prompts, fallbacks = [pa.array([], pa.string())], [pa.array([], pa.string())]
     index.bitmap, index.buckets  # noqa: B018 - built once here, not by each thread
-    with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
-        parts = list(pool.map(_text_features_chunk, chunks, [index] * len(chunks)))
+    with ThreadPoolExecutor(max_workers=min(len(prompts), os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(_text_features_chunk, prompts, fallbacks,
+                              [index] * len(prompts)))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -222,12 +211,7 @@ def _select_inputs(events: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
-def request_features(
-    events: pa.Table,
-    *,
-    index: BenchmarkIndex | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
-) -> pa.Table:
+def request_features(events: pa.Table, *, index: BenchmarkIndex | None = None) -> pa.Table:
     """One row of request features per event (columns :data:`FEATURE_COLUMNS`).
 
     Only successful requests (HTTP status < 400, or status unknown) are featurised: a
@@ -235,61 +219,50 @@ def request_features(
     """
     index = index if index is not None else default_benchmark_index()
     ev = _select_inputs(events)
+    status = ev.column("status")
+    if status.null_count < len(status):
+        ev = ev.filter(pc.or_kleene(pc.is_null(status), pc.less(status, 400)))
     if ev.num_rows <= _BLOCK_ROWS:
-        return _features_block(ev, index, con)
+        return _features_block(ev, index)
     # bounded blocks: the text windows of one block stay well inside 32-bit Arrow offsets
     return pa.concat_tables([
-        _features_block(ev.slice(i, _BLOCK_ROWS), index, con)
+        _features_block(ev.slice(i, _BLOCK_ROWS), index)
         for i in range(0, ev.num_rows, _BLOCK_ROWS)
     ])
 
 
-def _features_block(
-    ev: pa.Table, index: BenchmarkIndex, con: duckdb.DuckDBPyConnection | None
-) -> pa.Table:
-    # whitespace words of the whole prompt (the first non-null of the two texts)
-    spaces = space_counts(ev.column("prompt_text"))
-    missing = spaces < 0
-    if missing.any():
-        spaces[missing] = np.maximum(space_counts(ev.column("last_user_text"))[missing], 0)
-    ev = ev.append_column("dw_spaces", pa.array(spaces))
-    own = con is None
-    con = con or duckdb.connect()
-    try:
-        # small record batches: DuckDB scans an Arrow table in parallel by batch
-        con.register("ev_all", pa.Table.from_batches(
-            ev.to_batches(max_chunksize=_BATCH_ROWS), schema=ev.schema))
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW ev AS SELECT * FROM ev_all "
-            "WHERE status IS NULL OR status < 400"
-        )
-        out = con.sql(_BASE_SQL).to_arrow_table()
-        con.unregister("ev_all")
-    finally:
-        if own:
-            con.close()
-    text = _text_features(out.column("t"), index)
-    out = out.drop_columns(["t"])
-    desens = _desens(text["placeholders"], out.column("words").to_numpy(zero_copy_only=False))
+def _np(column: pa.ChunkedArray | pa.Array, fill: Any) -> np.ndarray:
+    return np.asarray(column.fill_null(fill).to_numpy(zero_copy_only=False))
+
+
+def _features_block(ev: pa.Table, index: BenchmarkIndex) -> pa.Table:
+    text = _text_features(ev.select(["prompt_text", "last_user_text"]), index)
+    desens = _desens(text["placeholders"], text["words"])
     bench_hits = text["bench_hits"]
     share = bench_hits / np.maximum(text["n_shingles"], 1)
     f_bench = text["exact"] | ((bench_hits >= 6) & (share >= 0.3))
+    prompt_tokens = _np(ev.column("prompt_tokens"), 0).astype(np.float64)
+    completion_tokens = _np(ev.column("completion_tokens"), 0).astype(np.float64)
+    computed: dict[str, Any] = {
+        "f_agent": _np(ev.column("has_tools"), False).astype(bool) | text["f_agent"],
+        "f_multiturn": _np(ev.column("n_messages"), 1) >= 3,
+        "f_logprobs": (_np(ev.column("logprobs"), False).astype(bool)
+                       | (_np(ev.column("top_logprobs"), 0) > 0)),
+        "f_multi_n": _np(ev.column("n"), 1) > 1,
+        "f_bench": f_bench,
+        "bench_hits": bench_hits.astype(np.int32),
+        "f_desens": desens,
+        "words": text["words"].astype(np.int64),
+        "out_in_ratio": completion_tokens / np.maximum(prompt_tokens, 1.0),
+    }
     cols = {}
     for name in FEATURE_COLUMNS:
-        if name == "f_agent":
-            cols[name] = pa.array(
-                out.column("has_tools").to_numpy(zero_copy_only=False) | text["f_agent"]
-            )
-        elif name == "f_bench":
-            cols[name] = pa.array(f_bench)
-        elif name == "bench_hits":
-            cols[name] = pa.array(bench_hits.astype(np.int32))
-        elif name == "f_desens":
-            cols[name] = pa.array(desens)
+        if name in computed:
+            cols[name] = pa.array(computed[name])
         elif name in text:
             cols[name] = pa.array(text[name])
         else:
-            cols[name] = out.column(name)
+            cols[name] = ev.column(name)
     return pa.table(cols)
 
 
