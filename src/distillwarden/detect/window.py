@@ -69,19 +69,15 @@ def _plan(
 
 
 @numba.njit(inline="always")
-def _copy_lower(data: np.ndarray, a: int, b: int, out: np.ndarray, o: int) -> tuple[int, bool]:
-    """Copy ``data[a:b]`` to ``out[o:]`` with ASCII lower-cased; the end and whether any
-    byte was non-ASCII."""
-    wide = False
+def _lower_ascii(out: np.ndarray, a: int, b: int) -> bool:
+    """Lower-case ASCII letters in ``out[a:b]`` in place; whether any byte is non-ASCII.
+    Written without branches so that LLVM vectorises it."""
+    seen = 0
     for k in range(a, b):
-        c = data[k]
-        if c >= 65 and c <= 90:
-            c += 32
-        elif c >= 0x80:
-            wide = True
-        out[o] = c
-        o += 1
-    return o, wide
+        c = np.int32(out[k])
+        seen |= c
+        out[k] = c + 32 * ((c >= 65) & (c <= 90))
+    return seen >= 0x80
 
 
 @numba.njit(nogil=True, cache=True)
@@ -91,13 +87,16 @@ def _copy(
 ) -> None:
     """Copy each row's window, ASCII lower-cased, noting rows with non-ASCII bytes."""
     for r in range(len(offsets) - 1):
-        o, wide = _copy_lower(data, offsets[r], head_end[r], out, out_offsets[r])
+        s, e, o = offsets[r], offsets[r + 1], out_offsets[r]
+        h = head_end[r] - s
+        out[o : o + h] = data[s : head_end[r]]
         if head_end[r] != tail_start[r]:
-            for k in range(len(sep)):
-                out[o] = sep[k]
-                o += 1
-            o, wide_tail = _copy_lower(data, tail_start[r], offsets[r + 1], out, o)
-            wide = wide or wide_tail
+            out[o + h : o + h + len(sep)] = sep
+            out[o + h + len(sep) : out_offsets[r + 1]] = data[tail_start[r] : e]
+        # the separator is not ASCII: only the text decides whether the row is
+        wide = _lower_ascii(out, o, o + h)
+        if head_end[r] != tail_start[r]:
+            wide = _lower_ascii(out, o + h + len(sep), out_offsets[r + 1]) or wide
         non_ascii[r] = wide
 
 
