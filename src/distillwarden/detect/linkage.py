@@ -36,6 +36,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -193,22 +194,27 @@ def evidence_tokens(
 
 
 def _groups(tokens: pa.Table) -> tuple[list[str], list[tuple[str, str, np.ndarray]]]:
-    """Account index and, per distinct token, the sorted indices of accounts holding it."""
-    orgs = sorted(set(tokens.column("org_id").to_pylist()))
-    index = {o: i for i, o in enumerate(orgs)}
-    by_token: dict[tuple[str, str], set[int]] = {}
-    for org, kind, value in zip(
-        tokens.column("org_id").to_pylist(),
-        tokens.column("kind").to_pylist(),
-        tokens.column("value").to_pylist(),
-        strict=True,
-    ):
-        by_token.setdefault((kind, value), set()).add(index[org])
-    groups = [
-        (k, v, np.array(sorted(members), dtype=np.int64))
-        for (k, v), members in by_token.items()
-        if len(members) >= 2
-    ]
+    """Account index and, per distinct token held by two or more accounts, the sorted
+    indices of the accounts holding it (vectorised: one sort over the token rows)."""
+    org_col = tokens.column("org_id").combine_chunks()
+    orgs = sorted(set(pc.unique(org_col).to_pylist()))
+    if not len(tokens):
+        return orgs, []
+    org_idx = pc.index_in(org_col, value_set=pa.array(orgs, pa.string())).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    key = pc.binary_join_element_wise(tokens.column("kind"), tokens.column("value"), "\x1f")
+    codes = key.combine_chunks().dictionary_encode()
+    tok = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # distinct (token, account) pairs, sorted by token then account
+    pairs = np.unique(tok * max(len(orgs), 1) + org_idx)
+    tok_of, acc_of = np.divmod(pairs, max(len(orgs), 1))
+    starts = np.flatnonzero(np.r_[True, tok_of[1:] != tok_of[:-1]])
+    sizes = np.diff(np.r_[starts, len(pairs)])
+    names = codes.dictionary.to_pylist()
+    groups = []
+    for st, size in zip(starts[sizes >= 2].tolist(), sizes[sizes >= 2].tolist(), strict=True):
+        kind, value = names[int(tok_of[st])].split("\x1f", 1)
+        groups.append((kind, value, acc_of[st : st + size]))
     return orgs, groups
 
 
