@@ -150,3 +150,37 @@ def test_pooled_evidence_weighs_less_the_more_distinct_tokens_a_cluster_holds() 
     assert totals[0] == pytest.approx(linker._weights()["ua"][0])  # one client: no discount
     assert totals[0] > totals[1] > totals[2]
     assert totals[0] - totals[2] > 0.9  # about log10(20 / typical^2), typical ~1.4
+
+
+def test_members_held_by_a_single_edge_are_named_with_its_weight(
+    benign_prompts: list[str],
+) -> None:
+    # ten accounts of one operator share its card (many edges each); a stranger shares one
+    # network with one of them only: one edge, which can be a coincidence
+    ref = _reference(benign_prompts)
+    fitted = HydraLinker().fit(request_features(ref.events()), ref.accounts_table())
+    net_w = fitted.weights_["net"][0]
+    linker = HydraLinker(threshold=net_w - 0.1, attach=False).fit(
+        request_features(ref.events()), ref.accounts_table())
+    t = TrafficBuilder(8)
+    for j in range(10):
+        t.account(f"H{j}", benign_prompts, n=10, payment="pay_H",
+                  ip_net="net_shared" if j == 0 else f"net_H{j}")
+    t.account("S", benign_prompts, n=10, ip_net="net_shared", payment="pay_S")
+    for i in range(20):
+        t.account(f"ben{i}", benign_prompts, n=10)
+    clusters = linker.link(request_features(t.events()), t.accounts_table())
+    (cluster,) = [c for c in clusters if "H0" in c.members]
+    assert "S" in cluster.members
+    assert set(cluster.single_edge) == {"S"}
+    assert cluster.single_edge["S"] == pytest.approx(net_w)
+
+
+def test_loosely_linked_members_need_their_own_evidence() -> None:
+    from distillwarden.detect.linkage import HydraCluster
+    from distillwarden.detect.scoring import loosely_linked
+
+    c = HydraCluster("hyd_x", ("a", "b", "s"), {"edge_threshold": 5.0}, 5.0,
+                     single_edge={"s": 5.2, "b": 7.0})
+    assert loosely_linked(c, ["a", "b", "s"], 1.0).tolist() == [False, False, True]
+    assert loosely_linked(c, ["a", "b", "s"], 3.0).tolist() == [False, True, True]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -75,6 +75,10 @@ class HydraCluster:
     members: tuple[str, ...]
     evidence: dict[str, Any]
     min_edge_weight: float
+    #: members tied to the cluster by one edge only (no second edge, not attached against
+    #: the cluster's pooled evidence), with that edge's weight (in the units of
+    #: ``evidence["edge_threshold"]``): one edge near the threshold can be a coincidence
+    single_edge: dict[str, float] = field(default_factory=dict)
 
 
 def _token_sql(min_share: float, min_repeat: int) -> str:
@@ -412,13 +416,27 @@ class HydraLinker:
         ej = np.concatenate(edges_j) if edges_j else np.zeros(0, np.int64)
         if len(ei) == 0:
             return []
+        # ties per account: edges to others (a token shared by a whole big block ties its
+        # holders to many) and the heaviest edge's weight
+        ties = np.zeros(n, np.int64)
+        heaviest = np.zeros(n)
+        for k, members in big:
+            if weights[k][0] >= tau and k not in CONTENT_KINDS and k != "chan":
+                ties[members] += 2
+        for (a, b), w in edge_w.items():
+            ties[a] += 1
+            ties[b] += 1
+            heaviest[a] = max(heaviest[a], w)
+            heaviest[b] = max(heaviest[b], w)
         graph = coo_matrix((np.ones(len(ei)), (ei, ej)), shape=(n, n))
         _ncomp, labels = connected_components(graph, directed=False)
         if self.attach:
-            labels = self._attach(labels, groups, n, tau)
-            labels = self._merge(labels, groups, n, tau)
+            attached = self._attach(labels, groups, n, tau)
+            ties[attached != labels] += 2  # pooled evidence: at least two members' tokens
+            labels = self._merge(attached, groups, n, tau)
         sizes = np.bincount(labels)
-        return self._clusters(orgs, labels, sizes, tokens, edge_w, tau)
+        single = {int(i): float(heaviest[i]) for i in np.flatnonzero(ties == 1)}
+        return self._clusters(orgs, labels, sizes, tokens, edge_w, tau, single)
 
     def _attach(
         self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float
@@ -569,6 +587,7 @@ class HydraLinker:
         tokens: pa.Table,
         edge_w: dict[tuple[int, int], float],
         tau: float,
+        single: dict[int, float],
     ) -> list[HydraCluster]:
         comp_members: dict[int, list[int]] = {}
         for idx, lab in enumerate(labels):
@@ -611,6 +630,7 @@ class HydraLinker:
                         "weights": dict(getattr(self, "weights_", DEFAULT_WEIGHTS)),
                     },
                     min_edge_weight=float(min_w.get(lab, tau)),
+                    single_edge={orgs[i]: single[i] for i in idxs if i in single},
                 )
             )
         return out

@@ -17,7 +17,9 @@ Method (see docs/detection.md):
    risk that about 0.1% of benign accounts exceed.
 5. Hydra clusters (``linkage.py``) lift their members: the p-value of a member that is
    suspicious on its own (p <= ``lift_gate``, or p <= ``lift_gate_weak`` when at least
-   ``lift_quorum`` of the members, and at least ``lift_quorum_min`` of them, are) becomes
+   ``lift_quorum`` of the members, and at least ``lift_quorum_min`` of them, are, unless
+   the member hangs on the cluster by one edge within ``lift_single_edge_margin`` of the
+   edge threshold: :func:`loosely_linked`) becomes
    the smaller of its own and the cluster's: the Cauchy combination of the members' p-values
    or, for clusters of at least ``pool_min_members``, its Bonferroni union with the
    cluster's requests pooled as one account's (:meth:`DistillationDetector._pooled_cluster_p`).
@@ -52,7 +54,10 @@ from .features import DETECT_COLUMNS, BenchmarkIndex, request_features
 from .linkage import HydraCluster, HydraLinker
 from .signals import COUNT_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
 
-__all__ = ["ALL_SIGNALS", "AccountScores", "DistillationDetector", "NotFittedError", "lift_mask"]
+__all__ = [
+    "ALL_SIGNALS", "AccountScores", "DistillationDetector", "NotFittedError", "lift_mask",
+    "loosely_linked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,16 @@ def lift_mask(
     if len(p) and weak.mean() >= quorum and int(weak.sum()) >= min_quorum:
         return weak
     return p <= gate
+
+
+def loosely_linked(cluster: HydraCluster, members: Sequence[str], margin: float) -> np.ndarray:
+    """Which ``members`` hang on the cluster by one edge less than ``margin`` over its edge
+    threshold. Under independence the threshold lets about 1% of accounts get one false
+    edge, so such a member may be there by coincidence; the weak lift gate (a quorum of
+    mildly suspicious members) does not apply to it, only strong evidence of its own does."""
+    tau = float(cluster.evidence.get("edge_threshold", 0.0))
+    return np.array([cluster.single_edge.get(m, np.inf) < tau + margin for m in members],
+                    dtype=bool)
 
 
 def _chernoff_stat(share: np.ndarray, n: np.ndarray, p0: float) -> np.ndarray:
@@ -178,6 +193,7 @@ class DistillationDetector:
         lift_quorum: float = 0.9,
         lift_quorum_min: int = 5,
         pool_min_members: int = 10,
+        lift_single_edge_margin: float = 1.0,
         linker: HydraLinker | None = None,
         benchmark_index: BenchmarkIndex | None = None,
         cache_dir: str | Path | None = None,
@@ -196,6 +212,7 @@ class DistillationDetector:
         self.lift_quorum = lift_quorum
         self.lift_quorum_min = lift_quorum_min
         self.pool_min_members = pool_min_members
+        self.lift_single_edge_margin = lift_single_edge_margin
         self.linker = linker
         self.benchmark_index = benchmark_index
         self.cache_dir = cache_dir
@@ -414,6 +431,9 @@ class DistillationDetector:
                         p_c = min(1.0, 2.0 * min(p_c, pooled[c.cluster_id]))
                     gate = lift_mask(p_acc[idx], self.lift_gate, self.lift_gate_weak,
                                      self.lift_quorum, self.lift_quorum_min)
+                    loose = loosely_linked(c, [m for m in c.members if m in pos],
+                                           self.lift_single_edge_margin)
+                    gate &= ~loose | (p_acc[idx] <= self.lift_gate)
                     p_final[idx] = np.where(gate, np.minimum(p_acc[idx], p_c), p_acc[idx])
         risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
         scores = AccountScores(

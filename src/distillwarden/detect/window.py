@@ -72,12 +72,12 @@ def _plan(
 def _lower_ascii(out: np.ndarray, a: int, b: int) -> bool:
     """Lower-case ASCII letters in ``out[a:b]`` in place; whether any byte is non-ASCII.
     Written without branches so that LLVM vectorises it."""
-    seen = 0
+    seen = np.int32(0)
     for k in range(a, b):
         c = np.int32(out[k])
         seen |= c
         out[k] = c + 32 * ((c >= 65) & (c <= 90))
-    return seen >= 0x80
+    return bool(seen >= 0x80)
 
 
 @numba.njit(nogil=True, cache=True)
