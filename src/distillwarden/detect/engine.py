@@ -216,9 +216,14 @@ class IncrementalDetection:
         self.skipped: dict[Path, str] = {}
 
     def _read_segment(self, path: Path) -> pa.Table | None:
+        cols = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
         try:
             inspect_segment(path)
-            table = conform(pq.read_table(path), origin=str(path))
+            # only the columns detection reads (not the responses): older segments lacking
+            # some get nulls from conform()
+            present = set(pq.read_schema(path).names)
+            table = conform(pq.read_table(path, columns=[c for c in cols if c in present]),
+                            origin=str(path), columns=cols)
         except SchemaError:
             raise
         except Exception as exc:  # a corrupt or foreign file: skip it, say why
@@ -226,7 +231,6 @@ class IncrementalDetection:
             log.warning("skipping segment %s: %s", path, reason)
             self.skipped[path] = reason
             return None
-        cols = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
         return table.select(cols)
 
     def _accounts(self) -> pa.Table | None:
