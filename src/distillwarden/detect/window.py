@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._utf8 import utf8_buffers
+
 __all__ = ["SEPARATOR", "text_window"]
 
 #: what joins the head and the tail of a cut text
@@ -100,20 +102,6 @@ def _copy(
         non_ascii[r] = wide
 
 
-def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 bytes and int64 offsets of a string array, nulls as empty strings."""
-    if pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.string())
-    if arr.null_count:
-        arr = arr.fill_null("")
-    n = len(arr)
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, np.int32, count=n + 1, offset=arr.offset * 4)
-    data = (np.frombuffer(data_buf, np.uint8) if data_buf is not None
-            else np.zeros(1, np.uint8))
-    return data, offsets.astype(np.int64)
-
-
 def text_window(
     prompt: pa.Array, fallback: pa.Array | None = None, *, head: int = 2000, tail: int = 1000
 ) -> pa.Array:
@@ -122,7 +110,7 @@ def text_window(
     text = prompt
     if fallback is not None and prompt.null_count:
         text = pc.if_else(prompt.is_valid(), prompt, fallback)
-    data, offsets = _buffers(text)
+    data, offsets = utf8_buffers(text, null_as_empty=True)
     n = len(offsets) - 1
     head_end = np.empty(n, np.int64)
     tail_start = np.empty(n, np.int64)

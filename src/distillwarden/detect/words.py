@@ -22,6 +22,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from ._utf8 import utf8_buffers
+
 __all__ = [
     "BITMAP_BITS", "BUCKET_BITS", "QUOTED_PATTERN", "WordHashes", "bitmap", "buckets",
     "row_words", "shingle_table", "space_counts", "word_hashes",
@@ -267,31 +269,13 @@ def space_counts(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
     chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
     parts = []
     for arr in chunks:
-        if pa.types.is_large_string(arr.type):
-            arr = arr.cast(pa.string())
         valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        data, offsets = _buffers(arr.fill_null("") if arr.null_count else arr)
+        data, offsets = utf8_buffers(arr, null_as_empty=True)
         out = np.zeros(len(arr), np.int64)
         _count_byte(data, offsets, 0x20, out)
         out[~valid] = -1
         parts.append(out)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
-
-def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The UTF-8 bytes and the int64 row offsets of a string array (no copy of the text)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.string())
-    if arr.null_count:
-        raise ValueError("texts must not be null")
-    n = len(arr)
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, np.int32, count=n + 1, offset=arr.offset * 4)
-    data = (np.frombuffer(data_buf, np.uint8) if data_buf is not None
-            else np.zeros(1, np.uint8))
-    return data, offsets.astype(np.int64)
 
 
 class WordHashes(dict[str, np.ndarray]):
@@ -325,7 +309,7 @@ def word_hashes(
     count, benchmark hits against ``shingles`` (sorted; their :func:`bitmap` ``bits`` and
     :func:`buckets` ``bucket_index`` are built when not given),
     exact match of the whole against ``items`` (sorted), and two MinHash fingerprints."""
-    data, offsets = _buffers(texts)
+    data, offsets = utf8_buffers(texts)
     n = len(offsets) - 1
     out = WordHashes(
         tpl_prefix=np.zeros(n, np.uint64), tpl_suffix=np.zeros(n, np.uint64), whole=np.zeros(n, np.uint64),
@@ -347,7 +331,7 @@ def shingle_table(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row of ``texts``: shingle counts, the flat shingle hashes (row after row) and the
     whole-text hash, for building a benchmark index."""
-    data, offsets = _buffers(texts)
+    data, offsets = utf8_buffers(texts)
     n = len(offsets) - 1
     counts = np.zeros(n, np.int64)
     whole = np.zeros(n, np.uint64)
@@ -358,7 +342,7 @@ def shingle_table(
 
 def row_words(texts: pa.Array, *, max_chars: int, max_words: int) -> list[list[str]]:
     """The words of each row (for tests and debugging; the kernels never build strings)."""
-    data, offsets = _buffers(texts)
+    data, offsets = utf8_buffers(texts)
     starts = np.empty(max_words, np.int64)
     ends = np.empty(max_words, np.int64)
     wh = np.empty(max_words, np.uint64)
