@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distillwarden.detect import words
-from distillwarden.detect.features import _sql_str
+from distillwarden.events.reader import _quote_str
 
 _PIECES = st.sampled_from(
     list('abcxyz AZ09.,;:!?"\'“”\n\t-_[]{}()*') + ["é", "ß", "中", "\xa0", "€", "🙂", "ж"]
@@ -24,7 +24,7 @@ def _regex_words(arr: pa.Array, max_chars: int, max_words: int) -> list[list[str
     characters, the first ``max_words``."""
     con = duckdb.connect()
     con.register("x", pa.table({"t": arr}))
-    q = _sql_str(words.QUOTED_PATTERN)
+    q = _quote_str(words.QUOTED_PATTERN)
     rows = con.execute(
         f"SELECT regexp_extract_all(regexp_replace(left(t, {max_chars}), {q}, ' ', 'g'), "
         f"'[a-z\\x{{80}}-\\x{{10ffff}}]+')[1:{max_words}] FROM x"

@@ -68,10 +68,6 @@ _WORD_CHARS = 800  # ... of the first 800 characters (100 words are ~600)
 _SUFFIX_CHARS = 80  # the template suffix: the last 80 characters, from their first space
 
 
-def _sql_str(pattern: str) -> str:
-    return "'" + pattern.replace("'", "''") + "'"
-
-
 
 @dataclass(frozen=True)
 class BenchmarkIndex:
