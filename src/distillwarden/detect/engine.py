@@ -221,8 +221,9 @@ class IncrementalDetection:
             inspect_segment(path)
             # only the columns detection reads (not the responses): older segments lacking
             # some get nulls from conform()
-            present = set(pq.read_schema(path).names)
-            table = conform(pq.read_table(path, columns=[c for c in cols if c in present]),
+            pf = pq.ParquetFile(path)
+            present = set(pf.schema_arrow.names)
+            table = conform(pf.read(columns=[c for c in cols if c in present]),
                             origin=str(path), columns=cols)
         except SchemaError:
             raise
