@@ -1,11 +1,28 @@
-"""Zero-copy views of an Arrow string array's bytes, for the compiled text passes."""
+"""Zero-copy views of an Arrow string array's bytes, and byte-level helpers shared by the
+compiled text passes (``window.py``, ``words.py``)."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["utf8_buffers"]
+__all__ = ["FNV_OFFSET", "fnv_step", "is_char_start", "utf8_buffers"]
+
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+@numba.njit(inline="always")
+def is_char_start(b: np.uint8) -> bool:
+    """Whether a UTF-8 byte starts a character (is not a continuation byte)."""
+    return (b & 0xC0) != 0x80
+
+
+@numba.njit(inline="always")
+def fnv_step(h: np.uint64, b: np.uint8) -> np.uint64:
+    """One byte of FNV-1a (start from :data:`FNV_OFFSET`)."""
+    return (h ^ np.uint64(b)) * _FNV_PRIME
 
 
 def utf8_buffers(

@@ -16,18 +16,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._utf8 import utf8_buffers
+from ._utf8 import is_char_start, utf8_buffers
 
 __all__ = ["SEPARATOR", "text_window"]
 
 #: what joins the head and the tail of a cut text
 SEPARATOR = " … "
 _SEP = np.frombuffer(SEPARATOR.encode(), np.uint8)
-
-
-@numba.njit(inline="always")
-def _is_start(b: np.uint8) -> bool:
-    return (b & 0xC0) != 0x80
 
 
 @numba.njit(nogil=True, cache=True)
@@ -44,7 +39,7 @@ def _plan(
             n = 0
             i = s
             while i < e and n <= head + tail:
-                n += _is_start(data[i])
+                n += is_char_start(data[i])
                 i += 1
             whole = n <= head + tail
         if whole:
@@ -55,7 +50,7 @@ def _plan(
         n = 0
         i = s
         while i < e:
-            if _is_start(data[i]):
+            if is_char_start(data[i]):
                 if n == head:
                     break
                 n += 1
@@ -65,7 +60,7 @@ def _plan(
         j = e
         while j > s and n < tail:
             j -= 1
-            n += _is_start(data[j])
+            n += is_char_start(data[j])
         tail_start[r] = j
         out_len[r] = (i - s) + sep_len + (e - j)
 

@@ -8,9 +8,10 @@ this module computes, over the UTF-8 bytes of an Arrow string array and without 
 row (Numba, releasing the GIL so that chunks run on all cores):
 
 * the template prefix hash (first eight words) and the hash of all the words (exact matches);
+* the template suffix hash (the row's last characters after their first space);
 * the hashes of its 4-word shingles, two MinHash fingerprints of them;
 * benchmark hits: shingles found in a sorted array of benchmark shingle hashes, behind a
-  one-hash Bloom filter.
+  one-hash Bloom filter and a bucket table of that array.
 
 Hash values are only compared with each other within a process (the benchmark index is built
 with the same functions); none is stored.
@@ -22,7 +23,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from ._utf8 import utf8_buffers
+from ._utf8 import FNV_OFFSET, fnv_step, is_char_start, utf8_buffers
 
 __all__ = [
     "BITMAP_BITS", "BUCKET_BITS", "QUOTED_PATTERN", "WordHashes", "bitmap", "buckets",
@@ -36,8 +37,6 @@ _QUOTE_CHARS = 200  # at most this many characters between a template slot's quo
 QUOTED_PATTERN = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”'
 SHINGLE = 4  # words per shingle
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
 MIX = np.uint64(0x9E3779B97F4A7C15)
 _MH_MUL = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
 _MH_ADD = (np.uint64(0x165667B19E3779F9), np.uint64(0x27D4EB2F165667C5))
@@ -117,10 +116,10 @@ def _row_words(
     chars = 0  # characters started before or at i
     i = start
     w0 = -1
-    h = _FNV_OFFSET
+    h = FNV_OFFSET
     while i < end:
         b = data[i]
-        if (b & 0xC0) != 0x80:  # a character starts here
+        if is_char_start(b):
             if chars >= max_chars:
                 break
             chars += 1
@@ -138,8 +137,8 @@ def _row_words(
         if (b >= 97 and b <= 122) or b >= 0x80:
             if w0 < 0:
                 w0 = i
-                h = _FNV_OFFSET
-            h = (h ^ np.uint64(b)) * _FNV_PRIME
+                h = FNV_OFFSET
+            h = fnv_step(h, b)
         elif w0 >= 0:
             count = _close_word(starts, ends, wh, count, w0, i, h)
             w0 = -1
@@ -162,7 +161,7 @@ def _seq_hash(wh: np.ndarray, n: int) -> np.uint64:
 
 @numba.njit(inline="always")
 def _shingle(wh: np.ndarray, k: int) -> np.uint64:
-    """Hash of the shingle starting at word ``k`` (as :func:`shingle_hashes` computes it)."""
+    """Hash of the ``SHINGLE``-word shingle starting at word ``k``."""
     acc = wh[k]
     for j in range(1, SHINGLE):
         acc = acc * MIX + wh[k + j]
@@ -177,13 +176,12 @@ def _suffix_hash(data: np.ndarray, start: int, end: int, chars: int) -> np.uint6
     n = 0
     while i > start and n < chars:
         i -= 1
-        if (data[i] & 0xC0) != 0x80:
-            n += 1
+        n += is_char_start(data[i])
     while i < end and data[i] != 0x20:
         i += 1
-    h = _FNV_OFFSET
+    h = FNV_OFFSET
     for k in range(i + 1, end):
-        h = (h ^ np.uint64(data[k])) * _FNV_PRIME
+        h = fnv_step(h, data[k])
     return _avalanche(h)
 
 
@@ -191,8 +189,8 @@ def _suffix_hash(data: np.ndarray, start: int, end: int, chars: int) -> np.uint6
 def _hash_kernel(
     data: np.ndarray, offsets: np.ndarray, max_chars: int, max_words: int, suffix_chars: int,
     bits: np.ndarray, buckets: np.ndarray, shingles: np.ndarray, items: np.ndarray,
-    tpl: np.ndarray, suffix: np.ndarray, whole: np.ndarray, n_shingles: np.ndarray, hits: np.ndarray,
-    exact: np.ndarray, fp_a: np.ndarray, fp_b: np.ndarray,
+    tpl: np.ndarray, suffix: np.ndarray, whole: np.ndarray, n_shingles: np.ndarray,
+    hits: np.ndarray, exact: np.ndarray, fp_a: np.ndarray, fp_b: np.ndarray,
 ) -> None:
     starts = np.empty(max_words, np.int64)
     ends = np.empty(max_words, np.int64)
@@ -279,8 +277,8 @@ def space_counts(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 class WordHashes(dict[str, np.ndarray]):
-    """Per-row columns of :func:`word_hashes` (``tpl_prefix``, ``tpl_suffix``, ``whole``, ``n_shingles``,
-    ``bench_hits``, ``exact``, ``fp_a``, ``fp_b``)."""
+    """Per-row columns of :func:`word_hashes` (``tpl_prefix``, ``tpl_suffix``, ``whole``,
+    ``n_shingles``, ``bench_hits``, ``exact``, ``fp_a``, ``fp_b``)."""
 
 
 def bitmap(shingles: np.ndarray) -> np.ndarray:
@@ -312,7 +310,8 @@ def word_hashes(
     data, offsets = utf8_buffers(texts)
     n = len(offsets) - 1
     out = WordHashes(
-        tpl_prefix=np.zeros(n, np.uint64), tpl_suffix=np.zeros(n, np.uint64), whole=np.zeros(n, np.uint64),
+        tpl_prefix=np.zeros(n, np.uint64), tpl_suffix=np.zeros(n, np.uint64),
+        whole=np.zeros(n, np.uint64),
         n_shingles=np.zeros(n, np.int64), bench_hits=np.zeros(n, np.int64),
         exact=np.zeros(n, np.bool_), fp_a=np.zeros(n, np.uint64), fp_b=np.zeros(n, np.uint64),
     )
