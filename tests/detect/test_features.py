@@ -17,6 +17,7 @@ from distillwarden.detect.features import (
     embedding_sample_mask,
     request_features,
 )
+from distillwarden.detect.lexicons import PLACEHOLDER_PATTERN
 from distillwarden.events.reader import _quote_str
 
 from .conftest import TrafficBuilder
@@ -175,7 +176,7 @@ def test_placeholder_counts_match_their_regex_definition(texts: list[str]) -> No
     counts = features._text_features(texts_table, BenchmarkIndex.build(["x"]))["placeholders"]
     con = duckdb.connect()
     con.register("x", pa.table({"t": arr}))
-    ph = _quote_str(features.PLACEHOLDER_PATTERN)
+    ph = _quote_str(PLACEHOLDER_PATTERN)
     rows = con.execute(f"SELECT len(regexp_extract_all(t, {ph})) FROM x").fetchall()
     con.close()
     assert counts.tolist() == [r[0] for r in rows]

@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distillwarden.detect.window import SEPARATOR, text_window
+from distillwarden.detect.window import SEPARATOR, _cased_pairs, text_window, window_and_spaces
 
 _CHARS = st.sampled_from(list("aZ Q\n.\"'") + ["é", "É", "ß", "中", "İ", "Σ", "🙂", "\xa0", "ǅ"])
 _TEXT = st.one_of(st.none(), st.lists(_CHARS, max_size=40).map("".join))
@@ -34,8 +34,30 @@ def test_window_equals_its_definition(
     multi-byte characters: the window is the definition's, character for character."""
     prompts = pa.array(["lead"] * skip + [p for p, _ in rows], pa.string()).slice(skip)
     fallbacks = pa.array(["in"] * skip + [f for _, f in rows], pa.string()).slice(skip)
-    got = text_window(prompts, fallbacks, head=head, tail=tail).to_pylist()
-    assert got == [_definition(p, f, head, tail) for p, f in rows]
+    window, spaces = window_and_spaces(prompts, fallbacks, head=head, tail=tail)
+    assert window.to_pylist() == [_definition(p, f, head, tail) for p, f in rows]
+    texts = [p if p is not None else (f or "") for p, f in rows]
+    assert spaces.tolist() == [t.count(" ") for t in texts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(min_codepoint=0x80, exclude_categories=("Cs",)), max_size=30))
+def test_lower_casing_skipped_only_where_it_changes_nothing(text: str) -> None:
+    """Rows whose non-ASCII characters have no lower case skip ``utf8_lower``: any non-ASCII
+    text, so every script and plane, still comes out as ``utf8_lower`` makes it."""
+    window = text_window(pa.array([text, "A" + text]), head=100, tail=100).to_pylist()
+    lowered = pc.utf8_lower(pa.array([text, "A" + text])).to_pylist()
+    assert window == lowered
+
+
+def test_cased_pairs_mark_the_cased_scripts() -> None:
+    table = _cased_pairs()
+    for ch in "ÉΣЖĀǅＡ𐐀":  # Latin-1, Greek, Cyrillic, Latin Extended, titlecase, fullwidth, Deseret
+        b = ch.encode()
+        assert table[(b[0] << 8) | b[1]], ch
+    for ch in "—…“中あ한🙂\xa0é":  # punctuation, CJK, kana, Hangul, emoji, NBSP, lower case
+        b = ch.encode()
+        assert not table[(b[0] << 8) | b[1]], ch
 
 
 def test_long_prompt_keeps_both_ends_lower_cased() -> None:

@@ -1,11 +1,13 @@
 """Per-request features: pure, vectorised functions over Arrow tables of events.
 
 Each prompt's lower-cased text window is cut by a compiled pass
-(:mod:`~distillwarden.detect.window`); Arrow's compute kernels (RE2) match the lexicons and
-count placeholders in it; words, template hashes, shingle fingerprints and benchmark
-matching are one compiled pass per row (:mod:`~distillwarden.detect.words`). Text work runs
-in chunks on all cores; the metadata features are Arrow and NumPy column arithmetic. No
-per-row Python. The output is one row per event with the columns in :data:`FEATURE_COLUMNS`;
+(:mod:`~distillwarden.detect.window`); one RE2 set matches every lexicon and the
+placeholder pattern in it in a single scan (:mod:`~distillwarden.detect.lexmatch`; a call
+into the binding per window is the one per-row loop); words, template hashes, shingle
+fingerprints and benchmark matching are one compiled pass per row
+(:mod:`~distillwarden.detect.words`). Text work runs in chunks on all cores; the metadata
+features are Arrow and NumPy column arithmetic. The output is one row per event with the
+columns in :data:`FEATURE_COLUMNS`;
 account signals (``signals.py``) aggregate them over windows.
 """
 
@@ -24,9 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .benchmarks import load_benchmark_items
-from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
-from .window import text_window
-from .words import bitmap, buckets, shingle_table, space_counts, word_hashes
+from .lexmatch import match_lexicons
+from .window import window_and_spaces
+from .words import bitmap, buckets, shingle_table, word_hashes
 
 __all__ = [
     "BOOL_FEATURES",
@@ -129,13 +131,8 @@ def default_benchmark_index() -> BenchmarkIndex:
         return _default_index
 
 
-#: one pass of the union of all lexicons first (RE2 runs an alternation in one linear scan);
-#: only the prompts that hit anything are matched against each lexicon. (The placeholder
-#: pattern stays out: with it the union outgrows RE2's DFA memory and runs slower than the
-#: two passes apart.)
-_LEXICON_UNION = "(?:" + "|".join(LEXICONS.values()) + ")"
 _BLOCK_ROWS = 131_072  # rows featurised at once (their text windows: at most ~400 MB)
-_TEXT_CHUNK = 8192  # rows per task of the text features (Arrow's RE2 kernels release the GIL)
+_TEXT_CHUNK = 4096  # rows per task of the text features (the compiled passes release the GIL)
 
 def _text_features_chunk(
     prompt: pa.Array, fallback: pa.Array, index: BenchmarkIndex
@@ -143,24 +140,11 @@ def _text_features_chunk(
     """Word count, lexicon flags, placeholder count and word-derived columns of a chunk of
     requests, from their text window."""
     out: dict[str, np.ndarray] = {}
+    t, spaces = window_and_spaces(
+        prompt, fallback, head=_TEXT_CHARS - _TAIL_CHARS, tail=_TAIL_CHARS)
     # whitespace words of the whole text (the prompt, or the last user turn without one)
-    spaces = space_counts(prompt)
-    missing = spaces < 0
-    if missing.any():
-        spaces[missing] = np.maximum(space_counts(fallback)[missing], 0)
     out["words"] = spaces + 1
-    t = text_window(prompt, fallback, head=_TEXT_CHARS - _TAIL_CHARS, tail=_TAIL_CHARS)
-    hit_rows = pc.indices_nonzero(pc.match_substring_regex(t, _LEXICON_UNION))
-    hits = pc.take(t, hit_rows)
-    rows = hit_rows.to_numpy(zero_copy_only=False)
-    for name, pattern in LEXICONS.items():
-        flag = np.zeros(len(t), bool)
-        if len(rows):
-            flag[rows] = pc.match_substring_regex(hits, pattern).to_numpy(zero_copy_only=False)
-        out[f"f_{name}"] = flag
-    out["placeholders"] = pc.count_substring_regex(t, PLACEHOLDER_PATTERN).to_numpy(
-        zero_copy_only=False
-    ).astype(np.int64)
+    out.update(match_lexicons(t))
     out.update(word_hashes(
         t, max_chars=_WORD_CHARS, max_words=_MAX_WORDS, suffix_chars=_SUFFIX_CHARS,
         shingles=index.shingles, items=index.items, bits=index.bitmap,

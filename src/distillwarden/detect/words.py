@@ -27,7 +27,7 @@ from ._utf8 import FNV_OFFSET, fnv_step, is_char_start, utf8_buffers
 
 __all__ = [
     "BITMAP_BITS", "BUCKET_BITS", "QUOTED_PATTERN", "WordHashes", "bitmap", "buckets",
-    "row_words", "shingle_table", "space_counts", "word_hashes",
+    "row_words", "shingle_table", "word_hashes",
 ]
 
 BITMAP_BITS = 24  # bits of the benchmark-shingle Bloom filter (2 MiB)
@@ -251,29 +251,6 @@ def _shingle_kernel(
             out[o] = _shingle(wh, k)
             o += 1
     return o
-
-
-@numba.njit(nogil=True, cache=True)
-def _count_byte(data: np.ndarray, offsets: np.ndarray, byte: int, out: np.ndarray) -> None:
-    for r in range(len(offsets) - 1):
-        n = 0
-        for k in range(offsets[r], offsets[r + 1]):
-            n += data[k] == byte
-        out[r] = n
-
-
-def space_counts(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Per row, how many ASCII spaces it holds; -1 for a null row."""
-    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
-    parts = []
-    for arr in chunks:
-        valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        data, offsets = utf8_buffers(arr, null_as_empty=True)
-        out = np.zeros(len(arr), np.int64)
-        _count_byte(data, offsets, 0x20, out)
-        out[~valid] = -1
-        parts.append(out)
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 class WordHashes(dict[str, np.ndarray]):

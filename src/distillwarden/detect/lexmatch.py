@@ -1,0 +1,75 @@
+"""Every lexicon and the placeholder pattern matched in one scan of each text window.
+
+An RE2 *set* (``RE2::Set``, through Google's ``google-re2`` bindings) runs all the patterns
+of :mod:`.lexicons` as one automaton and reports which of them occur in a text: one linear
+pass per window, where matching each pattern apart (or their union, then each pattern on the
+hits) scans most text several times. Placeholders are also counted, with Arrow's RE2 kernel,
+but only in the windows the set found one in. The results are those of matching each pattern
+on its own with Arrow's ``match_substring_regex`` and ``count_substring_regex``
+(the tests hold them to it).
+
+The set is compiled once per process; its automaton's cache of states persists between
+calls, so later windows are matched at full speed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import re2
+
+from ._utf8 import utf8_buffers
+from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
+
+__all__ = ["LexiconMatches", "match_lexicons"]
+
+#: the set's patterns, in column order: each lexicon, then the placeholder pattern
+_PATTERNS = (*LEXICONS.values(), PLACEHOLDER_PATTERN)
+_PLACEHOLDER = len(_PATTERNS) - 1
+
+_set: re2.Set | None = None
+_lock = threading.Lock()
+
+
+def _compiled() -> re2.Set:
+    global _set
+    with _lock:
+        if _set is None:
+            patterns = re2.Set.SearchSet(re2.Options())
+            for pattern in _PATTERNS:
+                patterns.Add(pattern)
+            patterns.Compile()
+            _set = patterns
+        return _set
+
+
+class LexiconMatches(dict[str, np.ndarray]):
+    """Per row: ``f_<lexicon>`` flags (bool) and ``placeholders`` (int64 count)."""
+
+
+def match_lexicons(window: pa.Array) -> LexiconMatches:
+    """Which lexicons each row of ``window`` (lower-cased text, no nulls) matches, and how
+    many placeholder matches it holds."""
+    data, offsets = utf8_buffers(window)
+    match = _compiled()._set.Match  # the binding itself: no per-call re-encoding
+    text = data.data  # a memoryview of the bytes: slicing it copies nothing
+    bounds = offsets.tolist()
+    found = [match(text[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    n_found = np.fromiter(map(len, found), np.int64, len(found))
+    flags = np.zeros((len(found), len(_PATTERNS)), np.bool_)
+    flags[np.repeat(np.arange(len(found)), n_found),
+          np.fromiter(itertools.chain.from_iterable(found), np.int64, int(n_found.sum()))] = True
+    out = LexiconMatches(
+        (f"f_{name}", flags[:, j].copy()) for j, name in enumerate(LEXICONS)
+    )
+    placeholders = np.zeros(len(found), np.int64)
+    rows = np.flatnonzero(flags[:, _PLACEHOLDER])
+    if len(rows):
+        counted = pc.count_substring_regex(pc.take(window, pa.array(rows)), PLACEHOLDER_PATTERN)
+        placeholders[rows] = counted.to_numpy(zero_copy_only=False)
+    out["placeholders"] = placeholders
+    return out

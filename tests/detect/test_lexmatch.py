@@ -1,0 +1,64 @@
+"""One RE2 set scan per window gives what matching each pattern apart with Arrow gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from distillwarden.detect.lexicons import LEXICONS, PLACEHOLDER_PATTERN
+from distillwarden.detect.lexmatch import match_lexicons
+
+# pieces of the lexicons' phrasings, placeholders, and text around them
+_PIECES = st.sampled_from([
+    "step by step", "step-by-step", "show your work", "let's think", "<think>", "逐步",
+    "jsonl", "instruction-response", "generate 20 diverse", "training data", "数据集",
+    "which response is better", "[[a]]", "act as a judge", "score from 1 to 10",
+    "which model are you", "who trained you", "ignore previous instructions",
+    "thought: x", "action:", "observation:", "tool call", "function_calling",
+    "[name]", "[redacted_2]", "<email>", "{{ user.name }}", "person_3", "company a,", "xxx",
+    "****", "█", "d41d8cd98f00b204e9800998ecf8427e", "anon-3f2a9c1", "user_a",
+    " ", "\n", ".", ",", "a", "the", "answer", "é", "中", "🙂", "\u2014",
+])
+_TEXT = st.lists(_PIECES, max_size=25).map("".join)
+
+
+def _apart(texts: list[str]) -> dict[str, list[object]]:
+    arr = pa.array(texts, pa.string())
+    out: dict[str, list[object]] = {
+        f"f_{name}": pc.match_substring_regex(arr, pattern).to_pylist()
+        for name, pattern in LEXICONS.items()
+    }
+    out["placeholders"] = pc.count_substring_regex(arr, PLACEHOLDER_PATTERN).to_pylist()
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_TEXT, min_size=1, max_size=8), skip=st.integers(0, 2))
+def test_set_scan_equals_each_pattern_apart(texts: list[str], skip: int) -> None:
+    window = pa.array(["lead"] * skip + texts, pa.string()).slice(skip)
+    got = match_lexicons(window)
+    want = _apart(texts)
+    assert sorted(got) == sorted(want)
+    for key, values in want.items():
+        assert got[key].tolist() == values, key
+
+
+def test_flags_and_counts_on_known_text() -> None:
+    got = match_lexicons(pa.array([
+        "think step by step and give me jsonl with [name] and [email]",
+        "what is the capital of france",
+        "",
+    ]))
+    assert got["f_cot"].tolist() == [True, False, False]
+    assert got["f_dataset"].tolist() == [True, False, False]
+    assert not got["f_judge"].any()
+    assert got["placeholders"].tolist() == [2, 0, 0]
+    assert got["placeholders"].dtype == np.int64
+
+
+def test_empty_window() -> None:
+    got = match_lexicons(pa.array([], pa.string()))
+    assert all(len(v) == 0 for v in got.values())
