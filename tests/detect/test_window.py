@@ -60,6 +60,12 @@ def test_cased_pairs_mark_the_cased_scripts() -> None:
         assert not table[(b[0] << 8) | b[1]], ch
 
 
+def test_no_case_beyond_the_first_two_planes() -> None:
+    """The table covers planes 0 and 1 only: no code point of planes 2 to 16 changes."""
+    chars = [chr(c) for c in range(0x20000, 0x110000, 7)]
+    assert pc.utf8_lower(pa.array(chars)).to_pylist() == chars
+
+
 def test_long_prompt_keeps_both_ends_lower_cased() -> None:
     text = "START " + "x" * 5000 + " Return JSONL"
     (window,) = text_window(pa.array([text]), head=2000, tail=1000).to_pylist()

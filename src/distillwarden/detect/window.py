@@ -37,27 +37,28 @@ def _plan(
     for r in range(len(offsets) - 1):
         s = offsets[r]
         e = offsets[r + 1]
-        # one pass without early exit (so that it vectorises): spaces and characters
-        n_space = 0
-        n = 0
-        for k in range(s, e):
-            b = data[k]
-            n_space += b == 0x20
-            n += is_char_start(b)
+        text = data[s:e]
+        n_space = np.uint32(0)  # unsigned, branch-free: LLVM vectorises the count
+        for k in range(text.shape[0]):
+            n_space += np.uint32(text[k] == np.uint8(0x20))
         spaces[r] = n_space
-        if n <= head + tail:
+        whole = e - s <= head + tail  # bytes bound characters from above
+        i = s  # where the head ends: at the start of character number ``head``
+        if not whole:
+            n = 0
+            k = s
+            while k < e and n <= head + tail:
+                if is_char_start(data[k]):
+                    if n == head:
+                        i = k
+                    n += 1
+                k += 1
+            whole = n <= head + tail
+        if whole:
             head_end[r] = e
             tail_start[r] = e
             out_len[r] = e - s
             continue
-        n = 0
-        i = s
-        while i < e:
-            if is_char_start(data[i]):
-                if n == head:
-                    break
-                n += 1
-            i += 1
         head_end[r] = i
         n = 0
         j = e
@@ -71,12 +72,13 @@ def _plan(
 @numba.njit(inline="always")
 def _lower_ascii(out: np.ndarray, a: int, b: int) -> bool:
     """Lower-case ASCII letters in ``out[a:b]`` in place; whether any byte is non-ASCII.
-    Written without branches so that LLVM vectorises it."""
-    seen = np.int32(0)
-    for k in range(a, b):
-        c = np.int32(out[k])
+    Written without branches, in bytes, so that LLVM vectorises it."""
+    text = out[a:b]
+    seen = np.uint8(0)
+    for k in range(text.shape[0]):
+        c = text[k]
         seen |= c
-        out[k] = c + 32 * ((c >= 65) & (c <= 90))
+        text[k] = c + np.uint8(32) * np.uint8((c >= np.uint8(65)) & (c <= np.uint8(90)))
     return bool(seen >= 0x80)
 
 
@@ -119,10 +121,12 @@ _cased_table: np.ndarray | None = None
 def _cased_pairs() -> np.ndarray:
     """Which (first, second) UTF-8 byte pairs start a character that ``utf8_lower`` changes,
     as a flat table of 65,536 flags; derived once from Arrow's own ``utf8_lower`` over every
-    non-ASCII code point, so the shortcut can never disagree with it."""
+    non-ASCII code point of Unicode's first two planes, so the shortcut never disagrees with
+    it. (Planes 2 to 16 hold ideographs, tags and private use: no character there has a
+    case. The tests check sampled code points of every plane.)"""
     global _cased_table
     if _cased_table is None:
-        cp = np.concatenate([np.arange(0x80, 0xD800), np.arange(0xE000, 0x110000)])
+        cp = np.concatenate([np.arange(0x80, 0xD800), np.arange(0xE000, 0x20000)])
         n_bytes = 2 + (cp >= 0x800) + (cp >= 0x10000)
         enc = np.zeros((len(cp), 4), np.uint8)
         lead = np.array([0, 0, 0xC0, 0xE0, 0xF0])[n_bytes]
