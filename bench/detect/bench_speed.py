@@ -4,7 +4,9 @@ Simulates a scenario into an event log (once), then measures, in separate proces
 
 * ``events_per_s_no_embeddings``: request features + account signals (+ linkage) over the
   whole log, streamed segment by segment for features (the per-account aggregation runs once
-  over the window), no embeddings; the median of ``--repeats`` runs (each is in the JSON);
+  over the window), no embeddings, each segment read for the columns the incremental engine
+  reads for such a detector (``segment_columns``: the last user turn only where a prompt may
+  be missing); the median of ``--repeats`` runs (each is in the JSON);
 * ``events_per_hour_full``: the full detector (features, signals, sampled MiniLM embeddings
   with the default 32 prompts per account, MMD, linkage, scoring) fitted on the benign part,
   on the ``standard`` scenario at its own size (the JSON records the events, the active
@@ -42,8 +44,11 @@ def _features_only(dataset: Path, fraction: float) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from distillwarden.detect.engine import DETECT_COLUMNS
-    from distillwarden.detect.features import default_benchmark_index, request_features
+    from distillwarden.detect.features import (
+        default_benchmark_index,
+        request_features,
+        segment_columns,
+    )
     from distillwarden.detect.linkage import HydraLinker
     from distillwarden.detect.signals import account_signals
     from distillwarden.events.reader import list_segments
@@ -56,7 +61,8 @@ def _features_only(dataset: Path, fraction: float) -> dict[str, Any]:
     parts = []
     n = 0
     for seg in segments:
-        table = pq.read_table(seg, columns=list(DETECT_COLUMNS))
+        # what the incremental engine reads for a detector without embeddings
+        table = pq.read_table(seg, columns=segment_columns(pq.ParquetFile(seg), embeddings=False))
         n += table.num_rows
         parts.append(request_features(table, index=index))
         del table

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
@@ -159,3 +160,33 @@ def test_schema_drift_missing_optional_columns_still_scores(
 def test_empty_window_gives_no_findings(fast_detector: DistillationDetector, tmp_path: Path) -> None:
     run = run_detection(tmp_path / "nothing", fast_detector, fpr=0.01)
     assert run.events == 0 and run.findings == [] and run.accounts == 0
+
+
+def test_last_user_turn_read_only_where_needed(
+    fast_detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path
+) -> None:
+    """Without embeddings the last user turn is read only from segments where a prompt may
+    be missing; scores equal the batch run's, which reads every column."""
+    from distillwarden.detect.features import DETECT_COLUMNS, segment_columns
+
+    events = _small_traffic(benign_prompts).events()
+    paths = _segments(events, tmp_path, 2)
+    # the second segment lost some prompts: their last user turn stands in
+    second = pq.read_table(paths[1])
+    lost = pa.array(np.arange(second.num_rows) % 3 == 0)
+    prompts = pc.if_else(lost, pa.nulls(second.num_rows, pa.string()), second["prompt_text"])
+    paths[1].unlink()
+    write_segment(tmp_path, second.set_column(
+        second.schema.get_field_index("prompt_text"), "prompt_text", prompts), name="seg-001")
+    first, second_file = (pq.ParquetFile(p) for p in sorted(tmp_path.glob("*.parquet")))
+    assert "last_user_text" not in segment_columns(first, embeddings=False)
+    assert segment_columns(second_file, embeddings=False) == list(DETECT_COLUMNS)
+    assert segment_columns(first, embeddings=True) == list(DETECT_COLUMNS)
+    # a lax threshold, so that many accounts get findings whose risks can be compared
+    inc = IncrementalDetection(tmp_path, fast_detector, fpr=0.5)
+    run = inc.poll()
+    batch = run_detection(tmp_path, fast_detector, fpr=0.5)
+    assert run is not None and run.events == batch.events == events.num_rows
+    risks = {f.org_id: f.risk for f in batch.findings}
+    assert len(risks) >= 3
+    assert {f.org_id: f.risk for f in run.findings} == pytest.approx(risks, rel=1e-9)

@@ -25,7 +25,7 @@ from distillwarden.events.reader import ReadReport, inspect_segment, list_segmen
 from distillwarden.events.schema import EVENT_SCHEMA, SchemaError, conform
 from distillwarden.store.models import Licence, Organization
 
-from .features import DETECT_COLUMNS, request_features
+from .features import DETECT_COLUMNS, request_features, segment_columns
 from .findings import FindingRecord, build_findings, write_findings
 from .linkage import HydraCluster
 from .scoring import AccountScores, DistillationDetector
@@ -222,8 +222,10 @@ class IncrementalDetection:
             # only the columns detection reads (not the responses): older segments lacking
             # some get nulls from conform()
             pf = pq.ParquetFile(path)
-            present = set(pf.schema_arrow.names)
-            table = conform(pf.read(columns=[c for c in cols if c in present]),
+            # the last user turn is left unread (null) where nothing needs it
+            embeds = bool(getattr(self.detector, "use_embeddings", True))
+            wanted = set(segment_columns(pf, embeddings=embeds)) & set(pf.schema_arrow.names)
+            table = conform(pf.read(columns=[c for c in cols if c in wanted]),
                             origin=str(path), columns=cols)
         except SchemaError:
             raise

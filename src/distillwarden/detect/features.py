@@ -24,6 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .benchmarks import load_benchmark_items
 from .lexmatch import match_lexicons
@@ -36,7 +37,9 @@ __all__ = [
     "FEATURE_COLUMNS",
     "BenchmarkIndex",
     "embedding_sample_mask",
+    "prompts_may_be_null",
     "request_features",
+    "segment_columns",
 ]
 
 #: event columns the features read (others are ignored; missing nullable ones are nulls)
@@ -48,6 +51,31 @@ INPUT_COLUMNS = (
 
 #: event columns detection reads: the feature inputs and the text it embeds
 DETECT_COLUMNS = tuple(dict.fromkeys((*INPUT_COLUMNS, "last_user_text", "prompt_text")))
+
+
+def prompts_may_be_null(segment: pq.ParquetFile) -> bool:
+    """Whether a Parquet segment may hold a null ``prompt_text`` (its statistics say so, or
+    it has no statistics to tell, or no such column)."""
+    paths = [segment.schema.column(i).path for i in range(len(segment.schema))]
+    if "prompt_text" not in paths:
+        return True
+    col = paths.index("prompt_text")
+    meta = segment.metadata
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not stats.has_null_count or stats.null_count > 0:
+            return True
+    return False
+
+
+def segment_columns(segment: pq.ParquetFile, *, embeddings: bool) -> list[str]:
+    """The event columns detection reads from a segment: :data:`DETECT_COLUMNS`, less the
+    last user turn where nothing needs it. The embeddings read it; the request features only
+    fall back on it for a missing prompt; and text is most of a segment's bytes."""
+    if embeddings or prompts_may_be_null(segment):
+        return list(DETECT_COLUMNS)
+    return [c for c in DETECT_COLUMNS if c != "last_user_text"]
+
 
 #: boolean request features; each becomes an account "share" signal
 BOOL_FEATURES = (
