@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from distillwarden.detect import lexmatch
 from distillwarden.detect.lexicons import LEXICONS, PLACEHOLDER_PATTERN
 from distillwarden.detect.lexmatch import match_lexicons
 
@@ -57,6 +59,20 @@ def test_flags_and_counts_on_known_text() -> None:
     assert not got["f_judge"].any()
     assert got["placeholders"].tolist() == [2, 0, 0]
     assert got["placeholders"].dtype == np.int64
+
+
+def test_public_match_method_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the bindings lack the private method, the public one gives the same results."""
+    texts = ["think step by step: [name] and [email]", "plain text", "", "which model are you"]
+    want = match_lexicons(pa.array(texts))
+
+    class PublicOnly:
+        def __init__(self, inner: object) -> None:
+            self.Match = inner.Match  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(lexmatch, "_set", PublicOnly(lexmatch._compiled()))
+    got = match_lexicons(pa.array(texts))
+    assert {k: v.tolist() for k, v in got.items()} == {k: v.tolist() for k, v in want.items()}
 
 
 def test_empty_window() -> None:

@@ -55,10 +55,14 @@ def match_lexicons(window: pa.Array) -> LexiconMatches:
     """Which lexicons each row of ``window`` (lower-cased text, no nulls) matches, and how
     many placeholder matches it holds."""
     data, offsets = utf8_buffers(window)
-    match = _compiled()._set.Match  # the binding itself: no per-call re-encoding
+    compiled = _compiled()
+    # the binding's own method skips the wrapper's per-call type test; the public method
+    # (which answers None for no match) where a release no longer has it
+    binding = getattr(compiled, "_set", None)
+    match = binding.Match if binding is not None else compiled.Match
     text = data.data  # a memoryview of the bytes: slicing it copies nothing
     bounds = offsets.tolist()
-    found = [match(text[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    found = [match(text[a:b]) or () for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     n_found = np.fromiter(map(len, found), np.int64, len(found))
     flags = np.zeros((len(found), len(_PATTERNS)), np.bool_)
     flags[np.repeat(np.arange(len(found)), n_found),
