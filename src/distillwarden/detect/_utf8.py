@@ -7,7 +7,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["FNV_OFFSET", "fnv_step", "is_char_start", "utf8_buffers"]
+__all__ = ["FNV_OFFSET", "fnv_step", "is_char_start", "last_chars_start", "utf8_buffers"]
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -17,6 +17,18 @@ _FNV_PRIME = np.uint64(0x100000001B3)
 def is_char_start(b: np.uint8) -> bool:
     """Whether a UTF-8 byte starts a character (is not a continuation byte)."""
     return (b & 0xC0) != 0x80
+
+
+@numba.njit(inline="always")
+def last_chars_start(data: np.ndarray, start: int, end: int, chars: int) -> int:
+    """Where the last ``chars`` characters of ``data[start:end]`` begin (``start`` when it
+    holds fewer)."""
+    i = end
+    n = 0
+    while i > start and n < chars:
+        i -= 1
+        n += is_char_start(data[i])
+    return i
 
 
 @numba.njit(inline="always")

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._utf8 import is_char_start, utf8_buffers
+from ._utf8 import is_char_start, last_chars_start, utf8_buffers
 
 __all__ = ["SEPARATOR", "text_window", "window_and_spaces"]
 
@@ -60,11 +60,7 @@ def _plan(
             out_len[r] = e - s
             continue
         head_end[r] = i
-        n = 0
-        j = e
-        while j > s and n < tail:
-            j -= 1
-            n += is_char_start(data[j])
+        j = last_chars_start(data, s, e, tail)
         tail_start[r] = j
         out_len[r] = (i - s) + sep_len + (e - j)
 

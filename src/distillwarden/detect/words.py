@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from ._utf8 import FNV_OFFSET, fnv_step, is_char_start, utf8_buffers
+from ._utf8 import FNV_OFFSET, fnv_step, is_char_start, last_chars_start, utf8_buffers
 
 __all__ = [
     "BITMAP_BITS", "BUCKET_BITS", "QUOTED_PATTERN", "WordHashes", "bitmap", "buckets",
@@ -172,11 +172,7 @@ def _shingle(wh: np.ndarray, k: int) -> np.uint64:
 def _suffix_hash(data: np.ndarray, start: int, end: int, chars: int) -> np.uint64:
     """Hash of the row's last ``chars`` characters after their first space (the tail of a
     template, its first word likely cut); of nothing when they hold no space."""
-    i = end
-    n = 0
-    while i > start and n < chars:
-        i -= 1
-        n += is_char_start(data[i])
+    i = last_chars_start(data, start, end, chars)
     while i < end and data[i] != 0x20:
         i += 1
     h = FNV_OFFSET
