@@ -201,7 +201,7 @@ def _groups(tokens: pa.Table) -> tuple[list[str], list[tuple[str, str, np.ndarra
     """Account index and, per distinct token held by two or more accounts, the sorted
     indices of the accounts holding it (vectorised: one sort over the token rows)."""
     org_col = tokens.column("org_id").combine_chunks()
-    orgs = sorted(set(pc.unique(org_col).to_pylist()))
+    orgs = sorted(pc.unique(org_col).to_pylist())
     if not len(tokens):
         return orgs, []
     org_idx = pc.index_in(org_col, value_set=pa.array(orgs, pa.string())).to_numpy(
@@ -391,13 +391,14 @@ class HydraLinker:
         weights = self._weights()
         edges_i: list[np.ndarray] = []
         edges_j: list[np.ndarray] = []
-        skipped = 0
-        for k, members in big:
-            if weights[k][0] >= tau and k not in CONTENT_KINDS and k != "chan":
-                edges_i.append(members[:-1])
-                edges_j.append(members[1:])
-            else:
-                skipped += 1
+        # a big block's token links its holders on its own only if it is an identity strong
+        # enough by itself (never content, never the channel)
+        linking = [members for k, members in big
+                   if weights[k][0] >= tau and k not in CONTENT_KINDS and k != "chan"]
+        for members in linking:
+            edges_i.append(members[:-1])
+            edges_j.append(members[1:])
+        skipped = len(big) - len(linking)
         if skipped:
             log.info("linkage: %d weak evidence tokens shared by > %d accounts skipped",
                      skipped, self.max_block)
@@ -420,9 +421,8 @@ class HydraLinker:
         # holders to many) and the heaviest edge's weight
         ties = np.zeros(n, np.int64)
         heaviest = np.zeros(n)
-        for k, members in big:
-            if weights[k][0] >= tau and k not in CONTENT_KINDS and k != "chan":
-                ties[members] += 2
+        for members in linking:
+            ties[members] += 2
         for (a, b), w in edge_w.items():
             ties[a] += 1
             ties[b] += 1
