@@ -62,7 +62,8 @@ def _features_only(dataset: Path, fraction: float) -> dict[str, Any]:
     n = 0
     for seg in segments:
         # what the incremental engine reads for a detector without embeddings
-        table = pq.read_table(seg, columns=segment_columns(pq.ParquetFile(seg), embeddings=False))
+        pf = pq.ParquetFile(seg)
+        table = pf.read(columns=segment_columns(pf, embeddings=False))
         n += table.num_rows
         parts.append(request_features(table, index=index))
         del table
