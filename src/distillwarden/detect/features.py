@@ -162,6 +162,7 @@ def default_benchmark_index() -> BenchmarkIndex:
 _BLOCK_ROWS = 131_072  # rows featurised at once (their text windows: at most ~400 MB)
 _TEXT_CHUNK = 4096  # rows per task of the text features (the compiled passes release the GIL)
 
+
 def _text_features_chunk(
     prompt: pa.Array, fallback: pa.Array, index: BenchmarkIndex
 ) -> dict[str, np.ndarray]:
