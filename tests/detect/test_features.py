@@ -23,11 +23,13 @@ from distillwarden.events.reader import _quote_str
 from .conftest import TrafficBuilder
 
 
-def _features(texts: list[str], **extra: object) -> pa.Table:
+def _features(
+    texts: list[str], index: BenchmarkIndex | None = None, **extra: object
+) -> pa.Table:
     b = TrafficBuilder()
     for i, t in enumerate(texts):
         b.account(f"o{i}", [t], n=1, extra=extra)
-    return request_features(b.events())
+    return request_features(b.events(), index=index)
 
 
 @pytest.mark.parametrize(
@@ -180,3 +182,28 @@ def test_placeholder_counts_match_their_regex_definition(texts: list[str]) -> No
     rows = con.execute(f"SELECT len(regexp_extract_all(t, {ph})) FROM x").fetchall()
     con.close()
     assert counts.tolist() == [r[0] for r in rows]
+
+
+def test_benchmark_matches_name_their_set() -> None:
+    """``bench_set`` labels each benchmark request with its item's set (index order of
+    ``set_names``) and is -1 where no benchmark item matched; the shipped index knows the
+    sets of the installed packages."""
+    texts = [
+        "the quick brown fox jumps over the lazy dog near the quiet river bank today",
+        "seven hungry cats chase three fast mice across the long wooden kitchen floor",
+    ]
+    idx = BenchmarkIndex.build(texts, sets=["zoo", "kitchen"])
+    assert idx.set_names == ("kitchen", "zoo")
+    f = _features([texts[0], "Q: " + texts[1], "nothing to see here"], index=idx)
+    assert f.column("bench_set").to_pylist() == [1, 0, -1]
+    assert [idx.set_name(x) for x in f.column("bench_set").to_pylist()] == [
+        "zoo", "kitchen", None]
+    with pytest.raises(ValueError, match="set names"):
+        BenchmarkIndex.build(texts, sets=["zoo"])
+    items = load_benchmark_items()
+    if items:
+        shipped = BenchmarkIndex.build()
+        assert set(shipped.set_names) == {i.set for i in items}
+        gsm = next(i for i in items if i.set == "gsm8k")
+        got = _features([gsm.text], index=shipped).column("bench_set")
+        assert shipped.set_name(got[0].as_py()) == "gsm8k"

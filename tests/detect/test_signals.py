@@ -1,4 +1,5 @@
-"""Account signals: timing signals that expose a second, scripted traffic source."""
+"""Account signals: timing signals that expose a second, scripted traffic source; the
+breadth of benchmark sets an account draws from."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from datetime import timedelta
 
 import numpy as np
 
-from distillwarden.detect.features import request_features
-from distillwarden.detect.signals import account_signals
+from distillwarden.detect.features import BenchmarkIndex, request_features
+from distillwarden.detect.findings import build_findings
+from distillwarden.detect.scoring import AccountScores
+from distillwarden.detect.signals import BREADTH_MIN_HITS, account_signals, signal_matrix
 
 from .conftest import T0, TrafficBuilder
 
@@ -46,3 +49,49 @@ def test_placeholder_density_needs_volume_to_be_extreme() -> None:
     s = _signals(b)
     assert s["few"]["placeholder_density"] < 0.5 * s["many"]["placeholder_density"]
     assert s["many"]["placeholder_density"] > 0.25  # the prior barely moves a large sample
+
+
+def test_bench_breadth_counts_benchmark_sets_with_enough_matches() -> None:
+    """Breadth: the sets with at least BREADTH_MIN_HITS matched requests (a stray match is
+    not a set), and 0 under an evaluation licence, whose use it is."""
+    sets = {
+        "zoo": "the quick brown fox jumps over the lazy dog near the quiet river bank today",
+        "kitchen": "seven hungry cats chase three fast mice across the long wooden kitchen",
+        "garage": "an old red truck waits beside the broken gate under heavy grey rain",
+    }
+    idx = BenchmarkIndex.build(list(sets.values()), sets=list(sets))
+    b = TrafficBuilder(seed=5)
+    for org, licence in (("battery", "standard"), ("lab", "evaluation-permitted")):
+        b.account(org, [sets["zoo"]], n=BREADTH_MIN_HITS, licence=licence)
+        b.account(org, [sets["kitchen"]], n=BREADTH_MIN_HITS + 2, licence=licence)
+        b.account(org, [sets["garage"]], n=BREADTH_MIN_HITS - 1, licence=licence)
+    b.account("focused", [sets["zoo"]], n=20)
+    sig = account_signals(request_features(b.events(), index=idx), b.accounts_table())
+    s = {str(r["org_id"]): r for r in sig.to_pylist()}
+    assert s["battery"]["bench_breadth"] == 2
+    assert s["focused"]["bench_breadth"] == 1
+    assert s["lab"]["bench_breadth"] == 0
+
+
+def test_findings_name_the_benchmark_sets_of_the_breadth_signal() -> None:
+    """A finding that names bench_breadth lists the sets it counted, by name."""
+    items = {"zoo": "the quick brown fox jumps over the lazy dog near the quiet river bank",
+             "kitchen": "seven hungry cats chase three fast mice across the long wooden floor"}
+    idx = BenchmarkIndex.build(list(items.values()), sets=list(items))
+    b = TrafficBuilder(seed=6)
+    for text in items.values():
+        b.account("battery", [text], n=BREADTH_MIN_HITS)
+    sig = account_signals(request_features(b.events(), index=idx), b.accounts_table())
+    names = ("bench_breadth", "volume")
+    p = np.array([[1e-4, 0.5]])
+    scores = AccountScores(
+        signals=sig, statistics=signal_matrix(sig, names), pvalues=p, p_account=p[:, 0],
+        p_final=p[:, 0], risk=np.array([4.0]), cluster_of={}, clusters=[],
+        signal_names=names, benchmark_sets=idx.set_names,
+    )
+    (f,) = build_findings(scores, threshold=3.0, fpr=0.001, detector="t", window_start=None,
+                          window_end=None)
+    assert f.signals["bench_breadth"]["value"] == 2
+    assert f.signals["bench_breadth"]["benchmark_sets"] == ["kitchen", "zoo"]
+    assert f.signals["bench_breadth"]["requests"] == 2 * BREADTH_MIN_HITS
+    assert "volume" not in f.signals

@@ -124,3 +124,76 @@ def test_null_texts_are_an_error() -> None:
 
     with pytest.raises(ValueError, match="must not be null"):
         words.row_words(pa.array(["a", None]), max_chars=10, max_words=5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(_WORDS, min_size=1, max_size=8),
+    index_rows=st.lists(st.tuples(_WORDS, st.integers(0, 2)), max_size=6),
+)
+def test_match_set_is_the_exact_items_set_else_the_set_of_most_hits(
+    rows: list[list[str]], index_rows: list[tuple[list[str], int]]
+) -> None:
+    """``match_set``: the set of an exactly matched item (one set only), else the set most of
+    the row's shingle hits belong to (smaller label on a tie; shingles of several sets
+    count for none), -1 when neither names one."""
+    kw = {"max_chars": 800, "max_words": 100}
+    texts = pa.array([" ".join(r) for r in rows], pa.string())
+    counts, flat, _ = words.shingle_table(texts, **kw)
+    idx_counts, idx_flat, idx_whole = words.shingle_table(
+        pa.array([" ".join(r) for r, _ in index_rows], pa.string()), **kw)
+    labels_of: dict[int, set[int]] = {}
+    for (_, label), start, n in zip(index_rows, np.cumsum(idx_counts) - idx_counts, idx_counts,
+                                    strict=True):
+        for sh in idx_flat[start : start + n].tolist():
+            labels_of.setdefault(sh, set()).add(label)
+    whole_labels: dict[int, set[int]] = {}
+    for (_, label), w in zip(index_rows, idx_whole.tolist(), strict=True):
+        whole_labels.setdefault(w, set()).add(label)
+
+    def one(labels: set[int]) -> int:
+        return next(iter(labels)) if len(labels) == 1 else words.MIXED_SET
+
+    shingles = np.array(sorted(labels_of), np.uint64)
+    items = np.array(sorted(whole_labels), np.uint64)
+    got = words.word_hashes(
+        texts, shingles=shingles, items=items, suffix_chars=80,
+        shingle_sets=np.array([one(labels_of[x]) for x in shingles.tolist()], np.uint8),
+        item_sets=np.array([one(whole_labels[x]) for x in items.tolist()], np.uint8), **kw,
+    )["match_set"]
+    _, _, row_whole = words.shingle_table(texts, **kw)
+    for i, start in enumerate((np.cumsum(counts) - counts).tolist()):
+        w = int(row_whole[i])
+        if w in whole_labels and one(whole_labels[w]) != words.MIXED_SET:
+            assert got[i] == one(whole_labels[w])
+            continue
+        tally: dict[int, int] = {}
+        for sh in flat[start : start + counts[i]].tolist():
+            if sh in labels_of and one(labels_of[sh]) != words.MIXED_SET:
+                tally[one(labels_of[sh])] = tally.get(one(labels_of[sh]), 0) + 1
+        want = min(tally, key=lambda k: (-tally[k], k)) if tally else -1
+        assert got[i] == want
+
+
+def test_match_set_ties_go_to_the_smaller_label_and_mixed_shingles_count_for_none() -> None:
+    """A row made of two items of two sets, as many hits each: the smaller label; a row
+    whose hits are all in shingles shared by two sets: none."""
+    kw = {"max_chars": 800, "max_words": 100}
+    a = "one two three four five"  # 2 shingles
+    b = "six seven eight nine ten"  # 2 shingles
+    _, flat, whole = words.shingle_table(pa.array([a, b, b + " " + a], pa.string()), **kw)
+    shingles, inverse = np.unique(flat[:4], return_inverse=True)
+    for labels, want in (((2, 1), 1), ((1, 2), 1)):
+        sets = np.array([labels[0] if i < 2 else labels[1] for i in range(4)], np.uint8)
+        shingle_sets = np.zeros(len(shingles), np.uint8)
+        shingle_sets[inverse] = sets
+        got = words.word_hashes(
+            pa.array([b + " " + a, a + " " + b], pa.string()), shingles=shingles,
+            items=np.sort(whole[:2]), suffix_chars=80, shingle_sets=shingle_sets,
+            item_sets=np.zeros(2, np.uint8), **kw)["match_set"]
+        assert got.tolist() == [want, want]
+    mixed = np.full(len(shingles), words.MIXED_SET, np.uint8)
+    got = words.word_hashes(
+        pa.array([b + " " + a], pa.string()), shingles=shingles, items=np.zeros(0, np.uint64),
+        suffix_chars=80, shingle_sets=mixed, **kw)["match_set"]
+    assert got.tolist() == [-1]

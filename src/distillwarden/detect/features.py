@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from .benchmarks import load_benchmark_items
 from .lexmatch import match_lexicons
 from .window import window_and_spaces
-from .words import bitmap, buckets, shingle_table, word_hashes
+from .words import MIXED_SET, bitmap, buckets, shingle_table, word_hashes
 
 __all__ = [
     "BOOL_FEATURES",
@@ -86,7 +86,7 @@ BOOL_FEATURES = (
 FEATURE_COLUMNS = (
     "event_id", "ts", "org_id", "channel", "licence", "region", "ip_net_hash", "ua_hash",
     *BOOL_FEATURES,
-    "placeholders", "words", "bench_hits", "tpl_prefix", "tpl_suffix", "fp_a", "fp_b",
+    "placeholders", "words", "bench_hits", "bench_set", "tpl_prefix", "tpl_suffix", "fp_a", "fp_b",
     "prompt_tokens", "completion_tokens", "out_in_ratio",
 )
 
@@ -101,11 +101,23 @@ _SUFFIX_CHARS = 80  # the template suffix: the last 80 characters, from their fi
 
 @dataclass(frozen=True)
 class BenchmarkIndex:
-    """Sorted hashes of benchmark-item word shingles and of whole normalised items."""
+    """Sorted hashes of benchmark-item word shingles and of whole normalised items, each
+    labelled with the benchmark set it comes from (``set_names[label]``; a shingle found in
+    items of several sets is labelled :data:`~.words.MIXED_SET`)."""
 
     shingles: np.ndarray
     items: np.ndarray
     n_items: int
+    shingle_sets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    item_sets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    set_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # an index built without labels puts everything in one unnamed set
+        if len(self.shingle_sets) != len(self.shingles):
+            object.__setattr__(self, "shingle_sets", np.zeros(len(self.shingles), np.uint8))
+        if len(self.item_sets) != len(self.items):
+            object.__setattr__(self, "item_sets", np.zeros(len(self.items), np.uint8))
 
     @property
     def bitmap(self) -> np.ndarray:
@@ -125,25 +137,56 @@ class BenchmarkIndex:
         return value
 
     @classmethod
-    def build(cls, texts: list[str] | None = None) -> BenchmarkIndex:
-        """Index ``texts`` (default: every benchmark item of the installed packages)."""
+    def build(
+        cls, texts: list[str] | None = None, sets: list[str] | None = None
+    ) -> BenchmarkIndex:
+        """Index ``texts`` labelled by ``sets`` (the name of each text's benchmark set;
+        default: every benchmark item of the installed packages, with its set)."""
         if texts is None:
-            texts = [it.text for it in load_benchmark_items()]
+            loaded = load_benchmark_items()
+            texts = [it.text for it in loaded]
+            sets = [it.set for it in loaded] if sets is None else sets
+        sets = ["benchmark"] * len(texts) if sets is None else list(sets)
+        if len(sets) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(sets)} set names")
+        names = tuple(sorted(set(sets)))
+        if len(names) >= MIXED_SET:
+            raise ValueError(f"at most {MIXED_SET - 1} benchmark sets, got {len(names)}")
         if not texts:
-            return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 0)
+            return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint64), 0, set_names=names)
+        label = {n: i for i, n in enumerate(names)}
+        text_set = np.array([label[x] for x in sets], np.uint64)
         low = pc.utf8_lower(pa.array(texts, pa.string()))
         counts, flat, whole = shingle_table(
             low, max_chars=_WORD_CHARS, max_words=_MAX_WORDS)
         item = np.repeat(np.arange(len(counts)), counts)
         # a shingle found in many items is common phrasing, not evidence of any one item
         pairs = np.unique(np.stack([flat, item.astype(np.uint64)], 1), axis=0)
-        uniq, n_items = np.unique(pairs[:, 0], return_counts=True)
-        rows = uniq[n_items <= _MAX_COMMON]
+        uniq, first, n_items = np.unique(pairs[:, 0], return_index=True, return_counts=True)
+        pair_sets = text_set[pairs[:, 1].astype(np.int64)]
+        lo = np.minimum.reduceat(pair_sets, first)
+        hi = np.maximum.reduceat(pair_sets, first)
+        keep = n_items <= _MAX_COMMON
+        shingle_sets = np.where(lo == hi, lo, MIXED_SET).astype(np.uint8)
+        # whole items: sorted unique hashes, each with its set (several sets: mixed)
+        w_order = np.argsort(whole, kind="stable")
+        w_sorted = whole[w_order]
+        w_uniq, w_first = np.unique(w_sorted, return_index=True)
+        w_sets = text_set[w_order]
+        w_lo = np.minimum.reduceat(w_sets, w_first)
+        w_hi = np.maximum.reduceat(w_sets, w_first)
         return cls(
-            np.sort(np.asarray(rows).view(np.uint64)),
-            np.unique(whole),
+            np.asarray(uniq[keep]).view(np.uint64),
+            w_uniq,
             len(texts),
+            shingle_sets=shingle_sets[keep],
+            item_sets=np.where(w_lo == w_hi, w_lo, MIXED_SET).astype(np.uint8),
+            set_names=names,
         )
+
+    def set_name(self, label: int) -> str | None:
+        """The benchmark set a ``match_set`` label names (None for -1 or a mixed label)."""
+        return self.set_names[label] if 0 <= label < len(self.set_names) else None
 
 
 _default_index: BenchmarkIndex | None = None
@@ -177,7 +220,7 @@ def _text_features_chunk(
     out.update(word_hashes(
         t, max_chars=_WORD_CHARS, max_words=_MAX_WORDS, suffix_chars=_SUFFIX_CHARS,
         shingles=index.shingles, items=index.items, bits=index.bitmap,
-        bucket_index=index.buckets,
+        bucket_index=index.buckets, shingle_sets=index.shingle_sets, item_sets=index.item_sets,
     ))
     return out
 
@@ -260,6 +303,7 @@ def _features_block(ev: pa.Table, index: BenchmarkIndex) -> pa.Table:
         "f_multi_n": _np(ev.column("n"), 1) > 1,
         "f_bench": f_bench,
         "bench_hits": bench_hits.astype(np.int32),
+        "bench_set": np.where(f_bench, text["match_set"], -1).astype(np.int16),
         "f_desens": desens,
         "words": text["words"].astype(np.int64),
         "out_in_ratio": completion_tokens / np.maximum(prompt_tokens, 1.0),

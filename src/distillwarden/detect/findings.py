@@ -28,7 +28,7 @@ _FEATURE_OF_SIGNAL = {
     "share_cot": "cot", "share_dataset": "dataset", "share_judge": "judge",
     "share_identity": "identity", "share_agent": "agent", "share_desens": "desens",
     "share_bench": "bench", "share_logprobs": "logprobs", "share_multi_n": "multi_n",
-    "licence_use_mismatch": "bench",
+    "licence_use_mismatch": "bench", "bench_breadth": "bench",
 }
 
 
@@ -110,6 +110,11 @@ def build_findings(
             if feat is not None:
                 entry["requests"] = row.get(f"n_{feat}")
                 entry["example_request_ids"] = list(row.get(f"ex_{feat}") or [])
+            if name == "bench_breadth":
+                entry["benchmark_sets"] = [
+                    scores.benchmark_sets[k] if 0 <= k < len(scores.benchmark_sets) else str(k)
+                    for k in row.get("bench_sets") or []
+                ]
             named[name] = entry
         cid = scores.cluster_of.get(org)
         evidence: dict[str, Any] = {

@@ -50,7 +50,12 @@ from .embedding_signals import (
     embedding_signals,
     sample_for_embedding,
 )
-from .features import DETECT_COLUMNS, BenchmarkIndex, request_features
+from .features import (
+    DETECT_COLUMNS,
+    BenchmarkIndex,
+    default_benchmark_index,
+    request_features,
+)
 from .linkage import HydraCluster, HydraLinker
 from .signals import COUNT_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
 
@@ -84,6 +89,8 @@ class AccountScores:
     cluster_of: dict[str, str]
     clusters: list[HydraCluster]
     signal_names: tuple[str, ...]
+    #: the benchmark set of each ``bench_set`` label (names the sets in findings)
+    benchmark_sets: tuple[str, ...] = ()
 
     @property
     def org_ids(self) -> list[str]:
@@ -440,6 +447,7 @@ class DistillationDetector:
             signals=sig, statistics=stats, pvalues=p, p_account=p_acc, p_final=p_final,
             risk=risk, cluster_of=cluster_of, clusters=clusters,
             signal_names=self.signal_names_,
+            benchmark_sets=(self.benchmark_index or default_benchmark_index()).set_names,
         )
         self._last = (key, scores)
         return scores

@@ -41,6 +41,8 @@ _PRIOR_PLACEHOLDERS = 1
 _PRIOR_WORDS = 1000
 #: window for the peak request count
 PEAK_WINDOW_MIN = 5
+#: a benchmark set counts towards an account's breadth from this many matched requests on
+BREADTH_MIN_HITS = 3
 
 #: shares scored as binomial counts (``k`` of ``n`` requests), not as plain values
 COUNT_SIGNALS = (*(s for s in SHARE_SIGNALS if s != "share_multiturn"), "pacing_mix")
@@ -70,6 +72,9 @@ SIGNAL_DESCRIPTIONS: dict[str, str] = {
     "share_agent": "share of tool-use / agent-trace requests",
     "share_desens": "share of desensitised requests (placeholders, hashed identifiers)",
     "share_bench": "share of requests carrying benchmark items",
+    "bench_breadth": "number of distinct benchmark sets (GSM8K, MMLU, HumanEval, ...) with "
+    f">= {BREADTH_MIN_HITS} matched requests outside an evaluation licence: a product's users "
+    "paste problems of its own domain, a model evaluation or a harvest runs a battery",
     "share_multiturn": "share of multi-turn requests (lower is more suspicious: 1 - share)",
     "share_logprobs": "share of requests asking for logprobs",
     "share_multi_n": "share of requests asking for n > 1 choices",
@@ -84,8 +89,8 @@ TEXT_SIGNALS = (
     "volume", "rate_per_active_hour", "timing_regularity", "peak_rate", "pacing_mix",
     "hour_entropy", "template_reuse",
     "near_dup_reuse", "suffix_reuse", "harvest_ratio", "completion_tokens",
-    "placeholder_density", *SHARE_SIGNALS, "licence_use_mismatch", "region_mismatch",
-    "reseller_channel",
+    "placeholder_density", *SHARE_SIGNALS, "bench_breadth", "licence_use_mismatch",
+    "region_mismatch", "reseller_channel",
 )
 
 _EXAMPLES = 5
@@ -152,6 +157,12 @@ fm AS (
 ),
 hours AS (
     SELECT org_id, count(DISTINCT date_trunc('hour', ts)) AS active_hours FROM f GROUP BY org_id
+),
+bench_sets AS (
+    SELECT org_id, count(*) AS n_sets, list(bench_set ORDER BY bench_set) AS sets FROM (
+        SELECT org_id, bench_set FROM feats WHERE f_bench AND bench_set >= 0
+        GROUP BY org_id, bench_set HAVING count(*) >= {BREADTH_MIN_HITS}
+    ) GROUP BY org_id
 )
 SELECT
     f.org_id AS org_id,
@@ -176,12 +187,16 @@ SELECT
     (sum(placeholders) + {_PRIOR_PLACEHOLDERS}) / (sum(words) + {_PRIOR_WORDS}) AS placeholder_density,
     {_share_sql()},
     CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0
+         ELSE CAST(coalesce(any_value(bench_sets.n_sets), 0) AS DOUBLE) END AS bench_breadth,
+    any_value(bench_sets.sets) AS bench_sets,
+    CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0
          ELSE avg(CAST(f_bench OR f_judge AS DOUBLE)) END AS licence_use_mismatch,
     CASE WHEN any_value(home) IS NULL THEN 0.0
          ELSE avg(CAST(region IS NOT NULL AND region <> home AS DOUBLE)) END
         AS region_mismatch,
     CAST(coalesce(mode(chan), '') LIKE 'reseller%' AS DOUBLE) AS reseller_channel
 FROM fm AS f JOIN hours ON f.org_id = hours.org_id
+    LEFT JOIN bench_sets ON f.org_id = bench_sets.org_id
 GROUP BY f.org_id
 ORDER BY f.org_id
 """
@@ -231,8 +246,9 @@ def account_signals(
     """Aggregate request features into one row of signals per account.
 
     Columns: ``org_id``, ``n_requests``, ``first_ts``, ``last_ts``, ``licence``,
-    ``channel``, the signals of :data:`TEXT_SIGNALS`, per-feature counts ``n_<feature>``
-    and example event ids ``ex_<feature>`` (evidence for findings).
+    ``channel``, the signals of :data:`TEXT_SIGNALS`, per-feature counts ``n_<feature>``,
+    example event ids ``ex_<feature>`` and ``bench_sets``, the labels of the benchmark sets
+    counted in ``bench_breadth`` (evidence for findings).
     """
     own = con is None
     con = con or duckdb.connect()

@@ -11,7 +11,8 @@ row (Numba, releasing the GIL so that chunks run on all cores):
 * the template suffix hash (the row's last characters after their first space);
 * the hashes of its 4-word shingles, two MinHash fingerprints of them;
 * benchmark hits: shingles found in a sorted array of benchmark shingle hashes, behind a
-  one-hash Bloom filter and a bucket table of that array.
+  one-hash Bloom filter and a bucket table of that array; and which benchmark set the row
+  matches (the set of an exactly matched item, else the set most of its hits belong to).
 
 Hash values are only compared with each other within a process (the benchmark index is built
 with the same functions); none is stored.
@@ -26,7 +27,7 @@ import pyarrow as pa
 from ._utf8 import FNV_OFFSET, fnv_step, is_char_start, last_chars_start, utf8_buffers
 
 __all__ = [
-    "BITMAP_BITS", "BUCKET_BITS", "QUOTED_PATTERN", "WordHashes", "bitmap", "buckets",
+    "BITMAP_BITS", "BUCKET_BITS", "MIXED_SET", "QUOTED_PATTERN", "WordHashes", "bitmap", "buckets",
     "row_words", "shingle_table", "word_hashes",
 ]
 
@@ -36,6 +37,8 @@ _QUOTE_CHARS = 200  # at most this many characters between a template slot's quo
 #: the quoted spans the window blanks, as a regex (the kernels scan for them by hand)
 QUOTED_PATTERN = r'"[^"\n]{0,200}"|“[^”\n]{0,200}”'
 SHINGLE = 4  # words per shingle
+#: the set label of a shingle found in items of several benchmark sets (not counted for any)
+MIXED_SET = 255
 
 MIX = np.uint64(0x9E3779B97F4A7C15)
 _MH_MUL = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
@@ -185,12 +188,16 @@ def _suffix_hash(data: np.ndarray, start: int, end: int, chars: int) -> np.uint6
 def _hash_kernel(
     data: np.ndarray, offsets: np.ndarray, max_chars: int, max_words: int, suffix_chars: int,
     bits: np.ndarray, buckets: np.ndarray, shingles: np.ndarray, items: np.ndarray,
+    shingle_sets: np.ndarray, item_sets: np.ndarray,
     tpl: np.ndarray, suffix: np.ndarray, whole: np.ndarray, n_shingles: np.ndarray,
     hits: np.ndarray, exact: np.ndarray, fp_a: np.ndarray, fp_b: np.ndarray,
+    match_set: np.ndarray,
 ) -> None:
     starts = np.empty(max_words, np.int64)
     ends = np.empty(max_words, np.int64)
     wh = np.empty(max_words, np.uint64)
+    per_set = np.zeros(MIXED_SET + 1, np.int64)
+    touched = np.empty(max_words, np.int64)
     n_sh = len(shingles)
     n_it = len(items)
     shift = np.uint64(64 - BITMAP_BITS)
@@ -201,14 +208,18 @@ def _hash_kernel(
         tpl[r] = _seq_hash(wh, min(nw, 8))
         suffix[r] = _suffix_hash(data, offsets[r], offsets[r + 1], suffix_chars)
         whole[r] = _seq_hash(wh, nw)
+        exact_set = np.int64(MIXED_SET)
         if n_it:
             pos = np.searchsorted(items, whole[r])
             exact[r] = pos < n_it and items[pos] == whole[r]
+            if exact[r]:
+                exact_set = np.int64(item_sets[pos])
         m = max(nw - SHINGLE + 1, 0)
         n_shingles[r] = m
         ha = np.uint64(0xFFFFFFFFFFFFFFFF)
         hb = ha
         h_count = 0
+        n_touched = 0
         for k in range(m):
             s = _shingle(wh, k)
             a = s * _MH_MUL[0] + _MH_ADD[0]
@@ -222,7 +233,24 @@ def _hash_kernel(
                     for pos in range(buckets[bucket], buckets[bucket + 1]):
                         if shingles[pos] == s:
                             h_count += 1
+                            label = np.int64(shingle_sets[pos])
+                            if per_set[label] == 0:
+                                touched[n_touched] = label
+                                n_touched += 1
+                            per_set[label] += 1
                             break
+        # the set with the most hits (the smaller label on a tie); a mixed shingle names none
+        best = 0
+        best_label = -1
+        for t in range(n_touched):
+            label = touched[t]
+            c = per_set[label]
+            per_set[label] = 0
+            if label != MIXED_SET and (c > best or (c == best and label < best_label)):
+                best = c
+                best_label = label
+        # an exactly matched item names its set, unless that text is in several sets
+        match_set[r] = exact_set if exact_set != MIXED_SET else best_label
         hits[r] = h_count
         fp_a[r] = ha if m else np.uint64(0)
         fp_b[r] = hb if m else np.uint64(0)
@@ -251,7 +279,7 @@ def _shingle_kernel(
 
 class WordHashes(dict[str, np.ndarray]):
     """Per-row columns of :func:`word_hashes` (``tpl_prefix``, ``tpl_suffix``, ``whole``,
-    ``n_shingles``, ``bench_hits``, ``exact``, ``fp_a``, ``fp_b``)."""
+    ``n_shingles``, ``bench_hits``, ``exact``, ``fp_a``, ``fp_b``, ``match_set``)."""
 
 
 def bitmap(shingles: np.ndarray) -> np.ndarray:
@@ -273,13 +301,17 @@ def buckets(shingles: np.ndarray) -> np.ndarray:
 def word_hashes(
     texts: pa.Array | pa.ChunkedArray, *, max_chars: int, max_words: int, suffix_chars: int,
     shingles: np.ndarray, items: np.ndarray, bits: np.ndarray | None = None,
-    bucket_index: np.ndarray | None = None,
+    bucket_index: np.ndarray | None = None, shingle_sets: np.ndarray | None = None,
+    item_sets: np.ndarray | None = None,
 ) -> WordHashes:
     """Per row of ``texts`` (lower-cased): template prefix, template suffix (the last
     ``suffix_chars`` characters after their first space) and whole-text hashes, shingle
     count, benchmark hits against ``shingles`` (sorted; their :func:`bitmap` ``bits`` and
     :func:`buckets` ``bucket_index`` are built when not given),
-    exact match of the whole against ``items`` (sorted), and two MinHash fingerprints."""
+    exact match of the whole against ``items`` (sorted), two MinHash fingerprints, and
+    ``match_set``: the benchmark set label (``item_sets`` beside ``items``, ``shingle_sets``
+    beside ``shingles``; default all 0) of the exactly matched item, else the label most of
+    the row's hits carry (:data:`MIXED_SET` labels are skipped), -1 with neither."""
     data, offsets = utf8_buffers(texts)
     n = len(offsets) - 1
     out = WordHashes(
@@ -287,13 +319,19 @@ def word_hashes(
         whole=np.zeros(n, np.uint64),
         n_shingles=np.zeros(n, np.int64), bench_hits=np.zeros(n, np.int64),
         exact=np.zeros(n, np.bool_), fp_a=np.zeros(n, np.uint64), fp_b=np.zeros(n, np.uint64),
+        match_set=np.zeros(n, np.int16),
     )
     bits = bitmap(shingles) if bits is None else bits
     bucket_index = buckets(shingles) if bucket_index is None else bucket_index
+    shingle_sets = np.zeros(len(shingles), np.uint8) if shingle_sets is None else shingle_sets
+    item_sets = np.zeros(len(items), np.uint8) if item_sets is None else item_sets
+    if len(shingle_sets) != len(shingles) or len(item_sets) != len(items):
+        raise ValueError("shingle_sets and item_sets must label every shingle and item")
     _hash_kernel(
         data, offsets, max_chars, max_words, suffix_chars, bits, bucket_index, shingles, items,
+        np.asarray(shingle_sets, np.uint8), np.asarray(item_sets, np.uint8),
         out["tpl_prefix"], out["tpl_suffix"], out["whole"], out["n_shingles"],
-        out["bench_hits"], out["exact"], out["fp_a"], out["fp_b"],
+        out["bench_hits"], out["exact"], out["fp_a"], out["fp_b"], out["match_set"],
     )
     return out
 
