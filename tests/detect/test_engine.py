@@ -190,3 +190,32 @@ def test_last_user_turn_read_only_where_needed(
     risks = {f.org_id: f.risk for f in batch.findings}
     assert len(risks) >= 3
     assert {f.org_id: f.risk for f in run.findings} == pytest.approx(risks, rel=1e-9)
+
+
+def test_read_ahead_keeps_order_reads_one_ahead_and_raises_at_the_failing_item() -> None:
+    """Items come back in order with their reads; the next read runs while the caller holds
+    the current one; a failing read raises when its item is reached, not before."""
+    import threading
+
+    from distillwarden.detect.engine import read_ahead
+
+    started: list[int] = []
+    second_started = threading.Event()
+
+    def read(i: int) -> int:
+        started.append(i)
+        if i == 1:
+            second_started.set()
+        if i == 3:
+            raise ValueError("bad segment 3")
+        return i * 10
+
+    it = read_ahead(range(5), read)
+    assert next(it) == (0, 0)
+    # while the caller works on item 0, item 1 is read in the background
+    assert second_started.wait(5.0)
+    assert next(it) == (1, 10)
+    assert next(it) == (2, 20)
+    with pytest.raises(ValueError, match="bad segment 3"):
+        next(it)
+    assert list(read_ahead([], read)) == []

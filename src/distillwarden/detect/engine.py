@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,12 +37,16 @@ __all__ = [
     "DetectionRun",
     "IncrementalDetection",
     "accounts_from_store",
+    "read_ahead",
     "run_detection",
 ]
 
 log = logging.getLogger(__name__)
 
 DETECTOR_NAME = "distillation-v1"
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -165,6 +171,22 @@ def run_detection(
     )
 
 
+def read_ahead(items: Iterable[_T], read: Callable[[_T], _R]) -> Iterator[tuple[_T, _R]]:
+    """``(item, read(item))`` in order, reading the next item in a background thread while
+    the caller works on the current one (reading and featurising then share the cores).
+    An exception raised by ``read`` is raised here, at that item."""
+    todo = list(items)
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(read, todo[0])
+        for i, item in enumerate(todo):
+            result = pending.result()
+            if i + 1 < len(todo):
+                pending = pool.submit(read, todo[i + 1])
+            yield item, result
+
+
 def _as_dt(v: datetime | str | None) -> datetime | None:
     if v is None:
         return None
@@ -249,8 +271,8 @@ class IncrementalDetection:
         start = time.perf_counter()
         new = [p for p in list_segments(self.events_dir)
                if p not in self.segments and p not in self.skipped]
-        for path in new:
-            table = self._read_segment(path)
+        # the next segment is read (Arrow's decoding, off the GIL) while one is featurised
+        for path, table in read_ahead(new, self._read_segment):
             if table is None:
                 continue
             if self.since is not None:
