@@ -88,12 +88,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="characters of each query the baseline embeds (CPU budget)")
     ap.add_argument("--exclude-signals", nargs="*", default=[],
                     help="signals our detector must not use (generalisation checks)")
+    ap.add_argument("--extra-signals", nargs="*", default=[],
+                    help="optional signals to score as well (e.g. bench_breadth)")
+    ap.add_argument("--knn-metric", default="euclidean",
+                    help="distance of the kNN novelty (euclidean, the default, or manhattan)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detection.json")
     ap.add_argument("--reports", type=Path, default=ROOT / "docs/reports")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from distillwarden.detect.scoring import ALL_SIGNALS, DistillationDetector
+    from distillwarden.detect.scoring import DEFAULT_SIGNALS, DistillationDetector
     from distillwarden.evaluate.harness import evaluate
 
     results: dict[str, Any] = {
@@ -103,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     args.reports.mkdir(parents=True, exist_ok=True)
     for name in args.scenarios:
         path = _dataset(name, args.data, args.total_events)
-        signals = [s for s in ALL_SIGNALS if s not in set(args.exclude_signals)]
+        signals = [s for s in (*DEFAULT_SIGNALS, *args.extra_signals)
+                   if s not in set(args.exclude_signals)]
         detectors: dict[str, Any] = {
             "distillwarden": DistillationDetector(
-                use_embeddings=not args.no_embeddings, signals=signals
+                use_embeddings=not args.no_embeddings, signals=signals,
+                knn_metric=args.knn_metric,
             )
         }
         if not args.no_baseline:

@@ -91,3 +91,22 @@ def test_tail_stays_consistent_with_a_sparse_benign_subpopulation() -> None:
     expo = rng.exponential(size=500)
     assert TailCalibrator().fit(expo).scale_ == TailCalibrator(consistent_max=False).fit(
         expo).scale_
+
+
+def test_knn_novelty_adds_up_many_moderate_departures_under_l1() -> None:
+    """Manhattan distance (the default) adds up departures on many signals, so an account a
+    little unusual on six signals is further from the benign cloud than one that departs
+    as much, in Euclidean terms, on one signal only; Euclidean distance ranks them equal."""
+    from distillwarden.detect.combination import KnnCombiner
+
+    rng = np.random.default_rng(0)
+    ref = np.abs(rng.normal(0.0, 0.3, size=(400, 8)))
+    many = np.zeros((1, 8))
+    many[0, :6] = 1.5  # Euclidean norm 1.5 * sqrt(6)
+    one = np.zeros((1, 8))
+    one[0, 0] = 1.5 * np.sqrt(6)
+    for metric, further in (("manhattan", True), ("euclidean", False)):
+        d = [KnnCombiner.knn_distances(ref, x, 5, metric)[0] for x in (many, one)]
+        assert bool(d[0] > 1.3 * d[1]) == further, (metric, d)
+    with pytest.raises(ValueError, match="kNN metric"):
+        KnnCombiner(5, metric="cosine")

@@ -74,6 +74,8 @@ def test_not_fitted_and_bad_parameters(benign_prompts: list[str]) -> None:
         DistillationDetector(signals=["nope"], embedder=hash_embedder).fit(t.events())
     with pytest.raises(ValueError, match="at least 10"):
         DistillationDetector(embedder=hash_embedder).fit(t.events())
+    with pytest.raises(ValueError, match="kNN metric"):
+        DistillationDetector(knn_metric="cosine", embedder=hash_embedder).fit(t.events())
 
 
 def test_clusters_api_returns_every_account(
@@ -101,6 +103,47 @@ def test_cluster_lift_needs_own_evidence_unless_the_cluster_is_all_suspicious() 
     pair = np.array([1e-6, 0.03])
     assert lift_mask(pair, 0.01, 0.05, 0.9).tolist() == [True, False]
     assert lift_mask(np.full(5, 0.03), 0.01, 0.05, 0.9).all()
+
+
+def test_a_lift_is_worth_no_more_than_the_link_that_carries_it() -> None:
+    """A member held by one edge of weight w in a cluster of n may be there by coincidence,
+    with chance about n * 10**-w; its lifted p-value is floored there. Members held by more
+    than one edge are not floored."""
+    from distillwarden.detect.linkage import HydraCluster
+    from distillwarden.detect.scoring import link_coincidence
+
+    members = tuple(f"m{i}" for i in range(100))
+    c = HydraCluster("hyd", members, {"edge_threshold": 5.0}, 5.0, single_edge={"m7": 5.3})
+    floor = link_coincidence(c, ["m1", "m7"])
+    assert floor[0] == 0.0
+    assert floor[1] == pytest.approx(100 * 10**-5.3)
+    # a weak single edge in a big cluster is no evidence at all
+    big = HydraCluster("hyd", members * 30, {}, 1.0, single_edge={"m7": 1.0})
+    assert link_coincidence(big, ["m7"])[0] == 1.0
+
+
+def test_scoring_floors_the_lift_of_a_member_held_by_one_edge(
+    fitted: DistillationDetector, benign_prompts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In scoring, a member suspicious on its own (p 0.004) but held by one edge whose
+    coincidence chance is 0.001 is lifted to 0.001, not to the cluster's 1e-9; a member
+    held by more edges is lifted all the way."""
+    from distillwarden.detect.linkage import HydraCluster
+
+    t = TrafficBuilder(14)
+    for i in range(6):
+        t.account(f"h{i}", benign_prompts[::2], n=30)
+    events, accounts = t.events(), t.accounts_table()
+    orgs = sorted(f"h{i}" for i in range(6))
+    own = {o: 1e-9 for o in orgs} | {"h4": 0.004, "h5": 0.004}
+    monkeypatch.setattr(fitted, "_combine", lambda p: np.array([own[o] for o in orgs]))
+    cluster = HydraCluster("hyd_t", tuple(orgs), {"edge_threshold": 5.0}, 5.0,
+                           single_edge={"h4": -np.log10(0.001 / 6)})
+    monkeypatch.setattr(fitted.linker_, "link", lambda *a, **k: [cluster])
+    s = fitted.score_accounts(events, accounts)
+    final = dict(zip(s.org_ids, s.p_final, strict=True))
+    assert final["h4"] == pytest.approx(0.001)
+    assert final["h5"] < 1e-6
 
 
 def test_pooled_cluster_traffic_adds_up_what_members_show_a_little_each(
@@ -159,3 +202,13 @@ def test_detectors_pickled_before_a_parameter_existed_get_its_default() -> None:
     assert old.lift_quorum == 0.8  # what was pickled wins over the defaults
     again = pickle.loads(pickle.dumps(det))
     assert again.lift_quorum == 0.8 and again.pool_min_members == 10
+
+
+def test_optional_signals_are_scored_only_when_asked_for(fitted: DistillationDetector) -> None:
+    """Benchmark breadth is computed but not scored by default; naming it scores it."""
+    from distillwarden.detect.scoring import ALL_SIGNALS, DEFAULT_SIGNALS
+
+    assert "bench_breadth" in ALL_SIGNALS and "bench_breadth" not in DEFAULT_SIGNALS
+    assert "bench_breadth" not in fitted.signal_names_
+    assert "bench_breadth" in DistillationDetector(
+        signals=[*DEFAULT_SIGNALS, "bench_breadth"], use_embeddings=False)._signal_names()

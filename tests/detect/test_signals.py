@@ -74,7 +74,8 @@ def test_bench_breadth_counts_benchmark_sets_with_enough_matches() -> None:
 
 
 def test_findings_name_the_benchmark_sets_of_the_breadth_signal() -> None:
-    """A finding that names bench_breadth lists the sets it counted, by name."""
+    """A finding that names a benchmark signal lists the sets the account drew on (each with
+    at least BREADTH_MIN_HITS matches), by name."""
     items = {"zoo": "the quick brown fox jumps over the lazy dog near the quiet river bank",
              "kitchen": "seven hungry cats chase three fast mice across the long wooden floor"}
     idx = BenchmarkIndex.build(list(items.values()), sets=list(items))
@@ -82,8 +83,8 @@ def test_findings_name_the_benchmark_sets_of_the_breadth_signal() -> None:
     for text in items.values():
         b.account("battery", [text], n=BREADTH_MIN_HITS)
     sig = account_signals(request_features(b.events(), index=idx), b.accounts_table())
-    names = ("bench_breadth", "volume")
-    p = np.array([[1e-4, 0.5]])
+    names = ("share_bench", "bench_breadth", "volume")
+    p = np.array([[1e-4, 1e-3, 0.5]])
     scores = AccountScores(
         signals=sig, statistics=signal_matrix(sig, names), pvalues=p, p_account=p[:, 0],
         p_final=p[:, 0], risk=np.array([4.0]), cluster_of={}, clusters=[],
@@ -92,6 +93,7 @@ def test_findings_name_the_benchmark_sets_of_the_breadth_signal() -> None:
     (f,) = build_findings(scores, threshold=3.0, fpr=0.001, detector="t", window_start=None,
                           window_end=None)
     assert f.signals["bench_breadth"]["value"] == 2
-    assert f.signals["bench_breadth"]["benchmark_sets"] == ["kitchen", "zoo"]
-    assert f.signals["bench_breadth"]["requests"] == 2 * BREADTH_MIN_HITS
+    for name in ("share_bench", "bench_breadth"):
+        assert f.signals[name]["benchmark_sets"] == ["kitchen", "zoo"]
+        assert f.signals[name]["requests"] == 2 * BREADTH_MIN_HITS
     assert "volume" not in f.signals

@@ -27,7 +27,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from .calibration import TailCalibrator, cauchy_combine, fisher_combine
 
-__all__ = ["COMBINATIONS", "KnnCombiner", "either", "one_sided_scores"]
+__all__ = ["COMBINATIONS", "KNN_METRICS", "KnnCombiner", "either", "one_sided_scores"]
 
 COMBINATIONS = ("knn+cauchy", "knn", "cauchy", "fisher")
 
@@ -38,17 +38,24 @@ def one_sided_scores(p: np.ndarray) -> np.ndarray:
     return np.maximum(norm.isf(q), 0.0)
 
 
+#: distances the kNN novelty may use (scikit-learn metric names)
+KNN_METRICS = ("manhattan", "euclidean")
+
+
 class KnnCombiner:
     """Novelty of an account's calibrated-score vector among benign reference accounts."""
 
-    def __init__(self, k: int = 5) -> None:
+    def __init__(self, k: int = 5, metric: str = "manhattan") -> None:
+        if metric not in KNN_METRICS:
+            raise ValueError(f"unknown kNN metric {metric!r}; use one of {KNN_METRICS}")
         self.k = k
+        self.metric = metric
 
     def fit(self, z_reference: np.ndarray, oof_distances: np.ndarray) -> KnnCombiner:
         """Index the benign reference scores; calibrate distances on out-of-fold ones."""
         self.reference_ = np.asarray(z_reference, dtype=np.float64)
         k = max(1, min(self.k, len(self.reference_)))
-        self.index_ = NearestNeighbors(n_neighbors=k).fit(self.reference_)
+        self.index_ = NearestNeighbors(n_neighbors=k, metric=self.metric).fit(self.reference_)
         self.calibrator_ = TailCalibrator(min_scale=0.05).fit(oof_distances)
         return self
 
@@ -64,10 +71,12 @@ class KnnCombiner:
         return np.asarray(self.calibrator_.pvalue(self.distances(z)))
 
     @staticmethod
-    def knn_distances(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    def knn_distances(
+        train: np.ndarray, test: np.ndarray, k: int, metric: str = "manhattan"
+    ) -> np.ndarray:
         """Mean distance of each ``test`` row to its k nearest ``train`` rows."""
         k = max(1, min(k, len(train)))
-        d, _ = NearestNeighbors(n_neighbors=k).fit(train).kneighbors(test)
+        d, _ = NearestNeighbors(n_neighbors=k, metric=metric).fit(train).kneighbors(test)
         return np.asarray(d.mean(1))
 
 

@@ -110,7 +110,8 @@ def build_findings(
             if feat is not None:
                 entry["requests"] = row.get(f"n_{feat}")
                 entry["example_request_ids"] = list(row.get(f"ex_{feat}") or [])
-            if name == "bench_breadth":
+            if feat == "bench":
+                # the benchmark sets the account drew on (>= BREADTH_MIN_HITS matches each)
                 entry["benchmark_sets"] = [
                     scores.benchmark_sets[k] if 0 <= k < len(scores.benchmark_sets) else str(k)
                     for k in row.get("bench_sets") or []

@@ -42,7 +42,14 @@ import pyarrow.compute as pc
 from distillwarden.embeddings import cache_name
 
 from .calibration import TailCalibrator, cauchy_combine
-from .combination import COMBINATIONS, KnnCombiner, combine_marginal, either, one_sided_scores
+from .combination import (
+    COMBINATIONS,
+    KNN_METRICS,
+    KnnCombiner,
+    combine_marginal,
+    either,
+    one_sided_scores,
+)
 from .embedding_signals import (
     EMBEDDING_SIGNALS,
     EmbeddingCache,
@@ -57,16 +64,25 @@ from .features import (
     request_features,
 )
 from .linkage import HydraCluster, HydraLinker
-from .signals import COUNT_SIGNALS, TEXT_SIGNALS, account_signals, signal_matrix
+from .signals import (
+    COUNT_SIGNALS,
+    OPTIONAL_SIGNALS,
+    TEXT_SIGNALS,
+    account_signals,
+    signal_matrix,
+)
 
 __all__ = [
-    "ALL_SIGNALS", "AccountScores", "DistillationDetector", "NotFittedError", "lift_mask",
-    "loosely_linked",
+    "ALL_SIGNALS", "DEFAULT_SIGNALS", "AccountScores", "DistillationDetector",
+    "NotFittedError", "lift_mask",
+    "link_coincidence", "loosely_linked",
 ]
 
 log = logging.getLogger(__name__)
 
 ALL_SIGNALS: tuple[str, ...] = TEXT_SIGNALS + EMBEDDING_SIGNALS
+#: the signals a detector scores unless told otherwise
+DEFAULT_SIGNALS: tuple[str, ...] = tuple(s for s in ALL_SIGNALS if s not in OPTIONAL_SIGNALS)
 
 #: smallest benign rate assumed for a feature (a rate never seen is not a rate of zero)
 _MIN_RATE = 1e-3
@@ -125,6 +141,20 @@ def loosely_linked(cluster: HydraCluster, members: Sequence[str], margin: float)
     tau = float(cluster.evidence.get("edge_threshold", 0.0))
     return np.array([cluster.single_edge.get(m, np.inf) < tau + margin for m in members],
                     dtype=bool)
+
+
+def link_coincidence(cluster: HydraCluster, members: Sequence[str]) -> np.ndarray:
+    """For each of ``members``, the chance that what ties it to the cluster is a
+    coincidence: for a member held by one edge of weight ``w`` (``-log10`` of the share of
+    benign pairs that share such evidence), about ``size * 10**-w``, the chance that an
+    unrelated account shares that much with one of the cluster's members; 0 for members held
+    by more. A lifted p-value is never smaller than this: the cluster's evidence is only
+    worth as much as the member's membership."""
+    size = len(cluster.members)
+    return np.array([
+        min(1.0, size * 10.0 ** -cluster.single_edge[m]) if m in cluster.single_edge else 0.0
+        for m in members
+    ])
 
 
 def _chernoff_stat(share: np.ndarray, n: np.ndarray, p0: float) -> np.ndarray:
@@ -193,6 +223,7 @@ class DistillationDetector:
         embedder: Callable[[Sequence[str]], np.ndarray] | None = None,
         combine: str = "knn+cauchy",
         knn_k: int = 5,
+        knn_metric: str = "euclidean",
         link: bool = True,
         cluster_lift: bool = True,
         lift_gate: float = 0.01,
@@ -212,6 +243,7 @@ class DistillationDetector:
         self.embedder = embedder
         self.combine = combine
         self.knn_k = knn_k
+        self.knn_metric = knn_metric
         self.link = link
         self.cluster_lift = cluster_lift
         self.lift_gate = lift_gate
@@ -242,7 +274,7 @@ class DistillationDetector:
 
     # ------------------------------------------------------------------ helpers
     def _signal_names(self) -> tuple[str, ...]:
-        names = tuple(self.signals) if self.signals is not None else ALL_SIGNALS
+        names = tuple(self.signals) if self.signals is not None else DEFAULT_SIGNALS
         if not self.use_embeddings:
             names = tuple(n for n in names if n not in EMBEDDING_SIGNALS)
         unknown = [n for n in names if n not in ALL_SIGNALS]
@@ -321,6 +353,8 @@ class DistillationDetector:
         names = self._signal_names()
         if self.combine not in COMBINATIONS:
             raise ValueError(f"unknown combination {self.combine!r}; use one of {COMBINATIONS}")
+        if self.knn_metric not in KNN_METRICS:
+            raise ValueError(f"unknown kNN metric {self.knn_metric!r}; use one of {KNN_METRICS}")
         self.reference_ = None
         feats, sig, centroids = self.compute_signals(events, accounts, fitting=True)
         if sig.num_rows < 10:
@@ -354,10 +388,10 @@ class DistillationDetector:
             p_out = np.column_stack([c.pvalue(stats[part, j]) for j, c in enumerate(cals)])
             oof_p[part] = p_out
             oof_d[part] = KnnCombiner.knn_distances(
-                one_sided_scores(p_in), one_sided_scores(p_out), self.knn_k
+                one_sided_scores(p_in), one_sided_scores(p_out), self.knn_k, self.knn_metric
             )
         z_all = one_sided_scores(self._pvalues(stats))
-        self.combiner_ = KnnCombiner(self.knn_k).fit(z_all, oof_d)
+        self.combiner_ = KnnCombiner(self.knn_k, self.knn_metric).fit(z_all, oof_d)
         oof = -np.log10(
             self._mix(oof_p, lambda: self.combiner_.calibrator_.pvalue(oof_d)))
         self.benign_risk_ = np.sort(oof[np.isfinite(oof)])
@@ -441,7 +475,9 @@ class DistillationDetector:
                     loose = loosely_linked(c, [m for m in c.members if m in pos],
                                            self.lift_single_edge_margin)
                     gate &= ~loose | (p_acc[idx] <= self.lift_gate)
-                    p_final[idx] = np.where(gate, np.minimum(p_acc[idx], p_c), p_acc[idx])
+                    floor = link_coincidence(c, [m for m in c.members if m in pos])
+                    p_final[idx] = np.where(
+                        gate, np.minimum(p_acc[idx], np.maximum(p_c, floor)), p_acc[idx])
         risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
         scores = AccountScores(
             signals=sig, statistics=stats, pvalues=p, p_account=p_acc, p_final=p_final,

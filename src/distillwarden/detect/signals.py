@@ -17,6 +17,7 @@ from .features import BOOL_FEATURES
 __all__ = [
     "COUNT_SIGNALS",
     "EVAL_LICENCES",
+    "OPTIONAL_SIGNALS",
     "SHARE_SIGNALS",
     "SIGNAL_DESCRIPTIONS",
     "TEXT_SIGNALS",
@@ -41,7 +42,8 @@ _PRIOR_PLACEHOLDERS = 1
 _PRIOR_WORDS = 1000
 #: window for the peak request count
 PEAK_WINDOW_MIN = 5
-#: a benchmark set counts towards an account's breadth from this many matched requests on
+#: a benchmark set counts towards an account's breadth (and is named in its findings) from
+#: this many matched requests on
 BREADTH_MIN_HITS = 3
 
 #: shares scored as binomial counts (``k`` of ``n`` requests), not as plain values
@@ -92,6 +94,12 @@ TEXT_SIGNALS = (
     "placeholder_density", *SHARE_SIGNALS, "bench_breadth", "licence_use_mismatch",
     "region_mismatch", "reseller_channel",
 )
+#: signals computed but not scored unless asked for (``DistillationDetector(signals=...)``):
+#: benchmark breadth is an integer that a benign product can exceed by one or two sets over
+#: a small reference (education sites draw on GSM8K, MMLU's mathematics and AIME); with the
+#: 160-account reference of the held-out ``mixers`` scenario it made education accounts the
+#: most suspicious benign ones (docs/detection.md)
+OPTIONAL_SIGNALS = ("bench_breadth",)
 
 _EXAMPLES = 5
 
