@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,6 +62,8 @@ CONTENT_KINDS = ("tpl", "fp", "emb")
 #: tokens, a token rare among benign reference accounts weighs by its own rarity
 IDENTITY_KINDS = ("net", "ua", "pay", "tpl", "fp")
 
+_TOKEN_SCHEMA = pa.schema(
+    [("org_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
 _TIME_HASHES = 16
 _TIME_BAND = 4
 _EMB_BITS = 12
@@ -105,42 +108,50 @@ def _token_sql(min_share: float, min_repeat: int) -> str:
     """
 
 
-def _time_tokens(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
-    """MinHash bands of each account's set of active hours (accounts active >= 3 hours)."""
-    hashes = ", ".join(
-        f"min(hash(h, {s})) AS m{s}" for s in range(_TIME_HASHES)
+def _time_sql() -> str:
+    """MinHash bands of each account's set of active hours (accounts active >= 3 hours),
+    as tokens ``band:m1:m2:...``."""
+    hashes = ", ".join(f"min(hash(h, {s})) AS m{s}" for s in range(_TIME_HASHES))
+    bands = " UNION ALL ".join(
+        f"SELECT org_id, 'time' AS kind, '{b}:' || "
+        + " || ':' || ".join(f"CAST(m{s} AS VARCHAR)" for s in range(b, b + _TIME_BAND))
+        + " AS v FROM mins"
+        for b in range(0, _TIME_HASHES, _TIME_BAND)
     )
-    rows = con.sql(
-        f"""
+    return f"""
+    WITH mins AS (
         SELECT org_id, {hashes} FROM (
             SELECT DISTINCT org_id, date_trunc('hour', ts) AS h FROM feats
         ) GROUP BY org_id HAVING count(*) >= 3
-        """
-    ).fetchall()
-    out = []
-    for row in rows:
-        org, mins = row[0], row[1:]
-        for b in range(0, _TIME_HASHES, _TIME_BAND):
-            out.append((org, "time", f"{b}:" + ":".join(str(m) for m in mins[b : b + _TIME_BAND])))
-    return out
+    )
+    {bands}
+    """
 
 
-def _channel_tokens(
-    features: pa.Table, accounts: pa.Table | None
-) -> list[tuple[str, str, str]]:
-    """The licence channel of each account when it is not ``direct`` (a reseller)."""
-    chan: dict[str, str] = {}
-    for org, c in zip(features.column("org_id").to_pylist(),
-                      features.column("channel").to_pylist(), strict=True):
-        if c:
-            chan[org] = c
-    if accounts is not None and "channel" in accounts.column_names:
-        present = set(chan) | set(features.column("org_id").to_pylist())
-        for org, c in zip(accounts.column("org_id").to_pylist(),
-                          accounts.column("channel").to_pylist(), strict=True):
-            if c and org in present:
-                chan[org] = c
-    return [(o, "chan", c) for o, c in chan.items() if c and c != "direct"]
+#: the channel of each account seen in the window: the account table's (its last row) where
+#: it names one, else the last request's that does; a reseller's, not ``direct``
+_CHANNEL_SQL = """
+WITH seen AS (
+    SELECT org_id, last(channel ORDER BY i) AS c FROM feats_chan
+    WHERE channel IS NOT NULL AND channel <> '' GROUP BY org_id
+),
+listed AS (
+    SELECT org_id, last(channel ORDER BY i) AS c FROM acc_chan
+    WHERE channel IS NOT NULL AND channel <> '' GROUP BY org_id
+),
+present AS (SELECT DISTINCT org_id FROM feats_chan)
+SELECT present.org_id, 'chan' AS kind, coalesce(listed.c, seen.c) AS v
+FROM present LEFT JOIN seen ON present.org_id = seen.org_id
+     LEFT JOIN listed ON present.org_id = listed.org_id
+WHERE coalesce(listed.c, seen.c) IS NOT NULL AND coalesce(listed.c, seen.c) <> 'direct'
+"""
+
+#: the payment fingerprint of each account seen in the window (every account-table row)
+_PAY_SQL = """
+SELECT org_id, 'pay' AS kind, CAST(pay AS VARCHAR) AS v FROM acc_pay
+WHERE pay IS NOT NULL AND CAST(pay AS VARCHAR) <> ''
+  AND org_id IN (SELECT org_id FROM feats_chan)
+"""
 
 
 def _emb_tokens(centroids: dict[str, np.ndarray], seed: int) -> list[tuple[str, str, str]]:
@@ -170,31 +181,64 @@ def evidence_tokens(
     min_repeat: int = 3,
     seed: int = 0,
 ) -> pa.Table:
-    """Evidence tokens per account: a table ``org_id, kind, value``."""
+    """Evidence tokens per account: a table ``org_id, kind, value`` (one query per kind of
+    evidence, straight to Arrow)."""
     con = duckdb.connect()
-    con.register("feats", features)
-    rows = con.sql(_token_sql(min_share, min_repeat)).fetchall()
-    rows += _time_tokens(con)
-    con.close()
-    chan_rows = _channel_tokens(features, accounts)
-    rows += chan_rows
-    if accounts is not None and "payment_fingerprint_hash" in accounts.column_names:
-        present = set(features.column("org_id").to_pylist())
-        for org, pay in zip(
-            accounts.column("org_id").to_pylist(),
-            accounts.column("payment_fingerprint_hash").to_pylist(),
-            strict=True,
-        ):
-            if pay and org in present:
-                rows.append((org, "pay", str(pay)))
-    rows += _emb_tokens(centroids or {}, seed)
-    return pa.table(
-        {
-            "org_id": pa.array([r[0] for r in rows], pa.string()),
-            "kind": pa.array([r[1] for r in rows], pa.string()),
-            "value": pa.array([r[2] for r in rows], pa.string()),
-        }
-    )
+    try:
+        con.register("feats", features)
+        n = features.num_rows
+        con.register("feats_chan", pa.table({
+            "org_id": features.column("org_id"), "channel": features.column("channel"),
+            "i": pa.array(np.arange(n, dtype=np.int64))}))
+        queries = [_token_sql(min_share, min_repeat), _time_sql(), _CHANNEL_SQL]
+        if accounts is not None and "channel" in accounts.column_names:
+            con.register("acc_chan", pa.table({
+                "org_id": accounts.column("org_id"),
+                "channel": accounts.column("channel").cast(pa.string()),
+                "i": pa.array(np.arange(accounts.num_rows, dtype=np.int64))}))
+        else:
+            con.register("acc_chan", pa.table({
+                "org_id": pa.array([], pa.string()), "channel": pa.array([], pa.string()),
+                "i": pa.array([], pa.int64())}))
+        if accounts is not None and "payment_fingerprint_hash" in accounts.column_names:
+            con.register("acc_pay", pa.table({
+                "org_id": accounts.column("org_id"),
+                "pay": accounts.column("payment_fingerprint_hash")}))
+            queries.append(_PAY_SQL)
+        parts = [con.sql(q).to_arrow_table().rename_columns(["org_id", "kind", "value"])
+                 .cast(_TOKEN_SCHEMA) for q in queries]
+    finally:
+        con.close()
+    emb = _emb_tokens(centroids or {}, seed)
+    if emb:
+        parts.append(pa.table({
+            "org_id": pa.array([r[0] for r in emb], pa.string()),
+            "kind": pa.array([r[1] for r in emb], pa.string()),
+            "value": pa.array([r[2] for r in emb], pa.string()),
+        }))
+    return pa.concat_tables(parts).combine_chunks()
+
+
+@numba.njit(cache=True)
+def _pair_keys(
+    members: np.ndarray, sizes: np.ndarray, kinds: np.ndarray, n: int, n_kinds: int
+) -> np.ndarray:
+    """``(i * n + j) * n_kinds + kind`` for every pair ``i < j`` of accounts in each group
+    (``members`` holds the groups' sorted account indices one after another)."""
+    total = 0
+    for g in range(len(sizes)):
+        total += sizes[g] * (sizes[g] - 1) // 2
+    out = np.empty(total, np.int64)
+    o = 0
+    start = 0
+    for g in range(len(sizes)):
+        for a in range(start, start + sizes[g]):
+            base = members[a] * n
+            for b in range(a + 1, start + sizes[g]):
+                out[o] = (base + members[b]) * n_kinds + kinds[g]
+                o += 1
+        start += sizes[g]
+    return out
 
 
 def _groups(tokens: pa.Table) -> tuple[list[str], list[tuple[str, str, np.ndarray]]]:
@@ -268,20 +312,16 @@ class HydraLinker:
         """Candidate pairs from tokens held by at most ``max_block`` accounts: ``(pair key
         i*n+j, kind code, number of distinct tokens of that kind shared)`` and the big
         blocks left out."""
-        pi: list[np.ndarray] = []
-        pk: list[np.ndarray] = []
-        big: list[tuple[str, np.ndarray]] = []
-        for kind, _v, members in groups:
-            if len(members) > self.max_block:
-                big.append((kind, members))
-                continue
-            i, j = np.triu_indices(len(members), 1)
-            pi.append(members[i] * n + members[j])
-            pk.append(np.full(len(i), KIND_CODE[kind], np.int64))
-        if not pi:
+        big = [(kind, members) for kind, _v, members in groups if len(members) > self.max_block]
+        small = [(kind, members) for kind, _v, members in groups
+                 if len(members) <= self.max_block]
+        if not small:
             z = np.zeros(0, np.int64)
             return z, z, z, big
-        key = np.concatenate(pi) * len(KINDS) + np.concatenate(pk)
+        sizes = np.array([len(m) for _k, m in small], np.int64)
+        members = np.concatenate([m for _k, m in small]).astype(np.int64)
+        kinds = np.array([KIND_CODE[k] for k, _m in small], np.int64)
+        key = _pair_keys(members, sizes, kinds, n, len(KINDS))
         uniq, counts = np.unique(key, return_counts=True)
         return uniq // len(KINDS), uniq % len(KINDS), counts, big
 
@@ -530,11 +570,17 @@ class HydraLinker:
         members), and the typical count per account holding any of that kind."""
         acct = np.zeros((n, len(KINDS)))
         pool = np.zeros((n, len(KINDS)))
-        for kind, _v, members in groups:
-            c = KIND_CODE[kind]
-            acct[members, c] += 1
-            labs, cnt = np.unique(labels[members], return_counts=True)
-            pool[labs[cnt >= min_holders[labs]], c] += 1
+        if groups:
+            members = np.concatenate([m for _k, _v, m in groups])
+            sizes = np.array([len(m) for _k, _v, m in groups], np.int64)
+            kind_of = np.array([KIND_CODE[k] for k, _v, _m in groups], np.int64)
+            group = np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
+            np.add.at(acct, (members, kind_of[group]), 1.0)
+            # (token, label) pairs: how many of the label's members hold the token
+            key, cnt = np.unique(group * n + labels[members], return_counts=True)
+            g, lab = np.divmod(key, n)
+            keep = cnt >= min_holders[lab]
+            np.add.at(pool, (lab[keep], kind_of[g[keep]]), 1.0)
         held = acct > 0
         typical = np.maximum(acct.sum(0) / np.maximum(held.sum(0), 1), 1.0)
         return np.maximum(acct, 1.0), np.maximum(pool, 1.0), typical
