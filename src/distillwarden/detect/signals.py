@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from .features import BOOL_FEATURES
+from .pacing import timing_columns
 
 __all__ = [
     "COUNT_SIGNALS",
@@ -139,29 +140,10 @@ def _share_sql() -> str:
 
 _SIGNAL_SQL = f"""
 WITH f AS (
+    -- gap_us, in_window and machine come with the features (pacing.timing_columns)
     SELECT feats.*, coalesce(acc.licence, feats.licence) AS lic,
-           coalesce(acc.channel, feats.channel) AS chan, acc.home_region AS home,
-           epoch_us(ts) - lag(epoch_us(ts)) OVER (PARTITION BY feats.org_id ORDER BY ts,
-               event_id) AS gap_us,
-           count(*) OVER (PARTITION BY feats.org_id ORDER BY ts RANGE BETWEEN
-               INTERVAL {PEAK_WINDOW_MIN} MINUTES PRECEDING AND CURRENT ROW) AS in_window
+           coalesce(acc.channel, feats.channel) AS chan, acc.home_region AS home
     FROM feats LEFT JOIN acc ON feats.org_id = acc.org_id
-),
-fg AS (
-    SELECT *, coalesce(gap_us < {int(MACHINE_GAP_S * 1e6)}, false) AS rapid FROM f
-),
-fr AS (
-    -- a new run starts at every request that is not rapid
-    SELECT *, sum(CAST(NOT rapid AS INTEGER)) OVER (PARTITION BY org_id ORDER BY ts, event_id)
-               AS run_id
-    FROM fg
-),
-fm AS (
-    -- a request sent by a program: part of a sustained run of rapid requests (a pair of
-    -- calls for one user action is not a run)
-    SELECT *, rapid AND count(*) FILTER (WHERE rapid) OVER (PARTITION BY org_id, run_id)
-                  >= {MACHINE_RUN} AS machine
-    FROM fr
 ),
 hours AS (
     SELECT org_id, count(DISTINCT date_trunc('hour', ts)) AS active_hours FROM f GROUP BY org_id
@@ -203,7 +185,7 @@ SELECT
          ELSE avg(CAST(region IS NOT NULL AND region <> home AS DOUBLE)) END
         AS region_mismatch,
     CAST(coalesce(mode(chan), '') LIKE 'reseller%' AS DOUBLE) AS reseller_channel
-FROM fm AS f JOIN hours ON f.org_id = hours.org_id
+FROM f JOIN hours ON f.org_id = hours.org_id
     LEFT JOIN bench_sets ON f.org_id = bench_sets.org_id
 GROUP BY f.org_id
 ORDER BY f.org_id
@@ -260,6 +242,13 @@ def account_signals(
     """
     own = con is None
     con = con or duckdb.connect()
+    timing = timing_columns(
+        features.column("org_id"), features.column("ts"), features.column("event_id"),
+        window_us=PEAK_WINDOW_MIN * 60_000_000, gap_limit_us=int(MACHINE_GAP_S * 1e6),
+        min_run=MACHINE_RUN,
+    )
+    for name, column in timing.items():
+        features = features.append_column(name, column)
     try:
         con.register("feats", features)
         con.register("acc", _accounts_view(accounts))
