@@ -2,11 +2,11 @@
 
 Simulates a scenario into an event log (once), then measures, in separate processes:
 
-* ``events_per_s_no_embeddings``: request features + account signals (+ linkage) over the
-  whole log, streamed segment by segment for features (the per-account aggregation runs once
-  over the window; the next segment read while one is featurised, as the engine does), no
-  embeddings, each segment read for the columns the incremental engine
-  reads for such a detector (``segment_columns``: the last user turn only where a prompt may
+* ``events_per_s_no_embeddings``: request features + account signals (+ linkage, which runs
+  beside the signals as in the detector) over the whole log, streamed segment by segment
+  for features (the per-account aggregation runs once over the window; the next segment
+  read while one is featurised, as the engine does), no embeddings, each segment read for
+  the columns the incremental engine reads for such a detector (``segment_columns``: the last user turn only where a prompt may
   be missing); the median of ``--repeats`` runs (each is in the JSON);
 * ``events_per_hour_full``: the full detector (features, signals, sampled MiniLM embeddings
   with the default 32 prompts per account, MMD, linkage, scoring) fitted on the benign part,
@@ -32,6 +32,7 @@ import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,17 @@ def _features_only(dataset: Path, fraction: float) -> dict[str, Any]:
         del table
     feats = pa.concat_tables(parts)
     t_feat = time.perf_counter() - t0
-    sig = account_signals(feats, accounts)
-    t_sig = time.perf_counter() - t0 - t_feat
-    HydraLinker().link(feats, accounts)
+    # as the detector runs them without embeddings: linkage beside the signal aggregation
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        linked = pool.submit(HydraLinker().link, feats, accounts)
+        sig = account_signals(feats, accounts)
+        t_sig = time.perf_counter() - t0 - t_feat
+        linked.result()
     total = time.perf_counter() - t0
     return {
         "events": n, "accounts": sig.num_rows, "seconds": round(total, 2),
         "seconds_features": round(t_feat, 2), "seconds_signals": round(t_sig, 2),
-        "seconds_linkage": round(total - t_feat - t_sig, 2),
+        "seconds_linkage_beyond_signals": round(total - t_feat - t_sig, 2),
         "events_per_s": round(n / total, 1),
         "warmup_seconds_excluded": round(warmup, 2),
         "events_per_s_features_signals": round(n / (t_feat + t_sig), 1),

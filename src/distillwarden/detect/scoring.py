@@ -31,6 +31,7 @@ import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -445,7 +446,15 @@ class DistillationDetector:
         last = getattr(self, "_last", None)
         if last is not None and all(a is b for a, b in zip(last[0], key, strict=True)):
             return last[1]
-        feats, sig, centroids = self.compute_signals(events, accounts, features=features)
+        if features is None:
+            features = request_features(events, index=self.benchmark_index)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkage") as pool:
+            # without embeddings linkage needs only the request features: it runs beside
+            # the signal aggregation (DuckDB's, off the GIL)
+            early = (pool.submit(self.linker_.link, features, accounts, {})
+                     if self.link and not self.use_embeddings else None)
+            feats, sig, centroids = self.compute_signals(events, accounts, features=features)
+            linked = early.result() if early is not None else None
         stats = self._statistics(sig, self.signal_names_)
         p = self._pvalues(stats)
         p_acc = self._combine(p) if sig.num_rows else np.zeros(0)
@@ -454,7 +463,8 @@ class DistillationDetector:
         cluster_of: dict[str, str] = {}
         p_final = p_acc.copy()
         if self.link and sig.num_rows >= 2:
-            clusters = self.linker_.link(feats, accounts, centroids)
+            clusters = (linked if linked is not None
+                        else self.linker_.link(feats, accounts, centroids))
             pos = {o: i for i, o in enumerate(orgs)}
             # pooling pays where many accounts each carry a little evidence; a small
             # cluster keeps the members' combination alone (no Bonferroni factor to pay)
