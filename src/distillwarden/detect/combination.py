@@ -39,13 +39,13 @@ def one_sided_scores(p: np.ndarray) -> np.ndarray:
 
 
 #: distances the kNN novelty may use (scikit-learn metric names)
-KNN_METRICS = ("manhattan", "euclidean")
+KNN_METRICS = ("euclidean", "manhattan")
 
 
 class KnnCombiner:
     """Novelty of an account's calibrated-score vector among benign reference accounts."""
 
-    def __init__(self, k: int = 5, metric: str = "manhattan") -> None:
+    def __init__(self, k: int = 5, metric: str = "euclidean") -> None:
         if metric not in KNN_METRICS:
             raise ValueError(f"unknown kNN metric {metric!r}; use one of {KNN_METRICS}")
         self.k = k
@@ -72,7 +72,7 @@ class KnnCombiner:
 
     @staticmethod
     def knn_distances(
-        train: np.ndarray, test: np.ndarray, k: int, metric: str = "manhattan"
+        train: np.ndarray, test: np.ndarray, k: int, metric: str = "euclidean"
     ) -> np.ndarray:
         """Mean distance of each ``test`` row to its k nearest ``train`` rows."""
         k = max(1, min(k, len(train)))
