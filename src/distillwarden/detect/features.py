@@ -162,31 +162,36 @@ class BenchmarkIndex:
         item = np.repeat(np.arange(len(counts)), counts)
         # a shingle found in many items is common phrasing, not evidence of any one item
         pairs = np.unique(np.stack([flat, item.astype(np.uint64)], 1), axis=0)
-        uniq, first, n_items = np.unique(pairs[:, 0], return_index=True, return_counts=True)
-        pair_sets = text_set[pairs[:, 1].astype(np.int64)]
-        lo = np.minimum.reduceat(pair_sets, first)
-        hi = np.maximum.reduceat(pair_sets, first)
+        uniq, n_items, shingle_sets = _label_by_key(
+            pairs[:, 0], text_set[pairs[:, 1].astype(np.int64)])
         keep = n_items <= _MAX_COMMON
-        shingle_sets = np.where(lo == hi, lo, MIXED_SET).astype(np.uint8)
-        # whole items: sorted unique hashes, each with its set (several sets: mixed)
-        w_order = np.argsort(whole, kind="stable")
-        w_sorted = whole[w_order]
-        w_uniq, w_first = np.unique(w_sorted, return_index=True)
-        w_sets = text_set[w_order]
-        w_lo = np.minimum.reduceat(w_sets, w_first)
-        w_hi = np.maximum.reduceat(w_sets, w_first)
+        # whole items: sorted unique hashes, each with its set
+        order = np.argsort(whole, kind="stable")
+        items, _n, item_sets = _label_by_key(whole[order], text_set[order])
         return cls(
             np.asarray(uniq[keep]).view(np.uint64),
-            w_uniq,
+            items,
             len(texts),
             shingle_sets=shingle_sets[keep],
-            item_sets=np.where(w_lo == w_hi, w_lo, MIXED_SET).astype(np.uint8),
+            item_sets=item_sets,
             set_names=names,
         )
 
     def set_name(self, label: int) -> str | None:
         """The benchmark set a ``match_set`` label names (None for -1 or a mixed label)."""
         return self.set_names[label] if 0 <= label < len(self.set_names) else None
+
+
+def _label_by_key(
+    keys: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For sorted ``keys`` (repeats allowed) and a label per key row: the distinct keys, how
+    often each occurs, and each key's label, :data:`~.words.MIXED_SET` where its rows
+    carry several."""
+    uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    lo = np.minimum.reduceat(labels, first)
+    hi = np.maximum.reduceat(labels, first)
+    return uniq, counts, np.where(lo == hi, lo, MIXED_SET).astype(np.uint8)
 
 
 _default_index: BenchmarkIndex | None = None
