@@ -7,7 +7,8 @@ Simulates a scenario into an event log (once), then measures, in separate proces
   for features (the per-account aggregation runs once over the window; the next segment
   read while one is featurised, as the engine does), no embeddings, each segment read for
   the columns the incremental engine reads for such a detector (``segment_columns``: the
-  last user turn only where a prompt may be missing); the median of ``--repeats`` runs (each is in the JSON);
+  last user turn only where a prompt may be missing); the median of ``--repeats`` runs
+  (each is in the JSON);
 * ``events_per_hour_full``: the full detector (features, signals, sampled MiniLM embeddings
   with the default 32 prompts per account, MMD, linkage, scoring) fitted on the benign part,
   on the ``standard`` scenario at its own size (the JSON records the events, the active

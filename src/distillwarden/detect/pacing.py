@@ -22,13 +22,21 @@ import pyarrow.compute as pc
 __all__ = ["timing_columns"]
 
 
+@numba.njit(inline="always")
+def _close_run(machine: np.ndarray, gap: np.ndarray, first: int, start: int, stop: int,
+               gap_limit_us: int) -> None:
+    """Mark the rapid requests of the run ``start .. stop - 1`` (of an account whose first
+    request is ``first``) as machine-sent."""
+    for q in range(start, stop):
+        machine[q] = q > first and gap[q] < gap_limit_us
+
+
 @numba.njit(nogil=True, cache=True)
 def _timing_kernel(
     org: np.ndarray, ts: np.ndarray, window_us: int, gap_limit_us: int, min_run: int,
     gap: np.ndarray, has_gap: np.ndarray, in_window: np.ndarray, machine: np.ndarray,
 ) -> None:
     n = len(org)
-    left = 0
     r = 0
     while r < n:
         # one account's requests: rows r .. end - 1
@@ -38,32 +46,27 @@ def _timing_kernel(
         left = r
         run_start = r
         rapid_in_run = 0
-        k = r
-        while k < end:
+        for k in range(r, end):
             if k > r:
                 gap[k] = ts[k] - ts[k - 1]
                 has_gap[k] = True
-            rapid = k > r and gap[k] < gap_limit_us
-            if not rapid:
-                # close the previous run: its rapid requests are machine-sent if enough
+            if k > r and gap[k] < gap_limit_us:
+                rapid_in_run += 1
+            else:
+                # a request that is not rapid closes the previous run and starts the next
                 if rapid_in_run >= min_run:
-                    for q in range(run_start, k):
-                        machine[q] = q > r and gap[q] < gap_limit_us
+                    _close_run(machine, gap, r, run_start, k, gap_limit_us)
                 run_start = k
                 rapid_in_run = 0
-            else:
-                rapid_in_run += 1
-            # the 5-minute window ending at this request's time, its peers included
+            # the window ending at this request's time, its peers included
             while ts[left] < ts[k] - window_us:
                 left += 1
             last = k
             while last + 1 < end and ts[last + 1] == ts[k]:
                 last += 1
             in_window[k] = last - left + 1
-            k += 1
         if rapid_in_run >= min_run:
-            for q in range(run_start, end):
-                machine[q] = q > r and gap[q] < gap_limit_us
+            _close_run(machine, gap, r, run_start, end, gap_limit_us)
         r = end
 
 
@@ -77,15 +80,17 @@ def timing_columns(
     if n == 0:
         return {"gap_us": pa.array([], pa.int64()), "in_window": pa.array([], pa.int64()),
                 "machine": pa.array([], pa.bool_())}
-    t_us = pc.cast(ts, pa.timestamp("us", tz="UTC") if getattr(ts.type, "tz", None)
-                   else pa.timestamp("us"))
+    t_us = pc.cast(ts, pa.timestamp("us", tz=ts.type.tz))
     order = pc.sort_indices(
         pa.table({"o": org_id, "t": t_us, "e": event_id}),
         sort_keys=[("o", "ascending"), ("t", "ascending"), ("e", "ascending")],
     ).to_numpy()
-    codes = pc.dictionary_encode(pc.take(org_id, order)).combine_chunks() \
-        if isinstance(org_id, pa.ChunkedArray) else pc.dictionary_encode(pc.take(org_id, order))
-    org_sorted = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # accounts as integer codes, in sorted order (equal codes: one account's requests)
+    sorted_org = pc.take(org_id, order)
+    if isinstance(sorted_org, pa.ChunkedArray):
+        sorted_org = sorted_org.combine_chunks()
+    org_sorted = pc.dictionary_encode(sorted_org).indices.to_numpy(
+        zero_copy_only=False).astype(np.int64)
     ts_sorted = pc.take(t_us, order).cast(pa.int64()).to_numpy(zero_copy_only=False)
     gap = np.zeros(n, np.int64)
     has_gap = np.zeros(n, np.bool_)
