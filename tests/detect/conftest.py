@@ -51,6 +51,13 @@ def hash_embedder(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
+def _signed_up(org: str) -> datetime:
+    """A sign-up time spread over two and a half years before ``T0``, fixed by the name (no
+    draw from the builder's generator, so the traffic does not depend on it)."""
+    h = int(hashlib.sha1(org.encode()).hexdigest()[:8], 16)
+    return T0 - timedelta(days=30 + h % 870, seconds=h % 86_400)
+
+
 class TrafficBuilder:
     """Accumulates events and builds an EVENT_SCHEMA table."""
 
@@ -77,6 +84,7 @@ class TrafficBuilder:
         payment: str | None = None,
         completion_tokens: int = 200,
         extra: dict[str, object] | None = None,
+        created: datetime | None = None,
     ) -> None:
         t = start
         for i in range(n):
@@ -111,7 +119,7 @@ class TrafficBuilder:
                 "channel": channel,
                 "home_region": home_region,
                 "payment_fingerprint_hash": payment or f"pay_{org}",
-                "created": T0,
+                "created": created or _signed_up(org),
                 "tier": "standard",
             }
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 
 from distillwarden.detect.features import request_features
@@ -145,7 +147,7 @@ def test_pooled_evidence_weighs_less_the_more_distinct_tokens_a_cluster_holds() 
         acct, pool, typical = linker._token_counts(groups, labels, n, np.full(n, 2))
         assert pool[0, 1] == n_clients  # distinct clients held by >= 2 members
         rows = ([np.array([29])], [np.array([0])], [np.array([1])], [np.array([0.0])])
-        _pair, total = linker._pooled(*rows, n, acct, pool, typical, cap_channel=True)
+        _pair, total = linker._pooled(*rows, n, acct, pool, typical, between="clusters")
         totals.append(float(total[0]))
     assert totals[0] == pytest.approx(linker._weights()["ua"][0])  # one client: no discount
     assert totals[0] > totals[1] > totals[2]
@@ -184,3 +186,123 @@ def test_loosely_linked_members_need_their_own_evidence() -> None:
                      single_edge={"s": 5.2, "b": 7.0})
     assert loosely_linked(c, ["a", "b", "s"], 1.0).tolist() == [False, False, True]
     assert loosely_linked(c, ["a", "b", "s"], 3.0).tolist() == [False, True, True]
+
+
+def test_signup_bands_join_accounts_created_within_12_hours() -> None:
+    from datetime import UTC, datetime
+
+    from distillwarden.detect.linkage import _signup_tokens
+
+    def bands(**created: datetime | str) -> dict[str, set[str]]:
+        acc = pa.table({"org_id": list(created) + ["absent"],
+                        "created": [*created.values(), next(iter(created.values()))]})
+        out = _signup_tokens(acc, pa.array(list(created)))
+        assert out is not None
+        got: dict[str, set[str]] = {}
+        for o, k, v in zip(*(out.column(c).to_pylist() for c in ("org_id", "kind", "value")),
+                           strict=True):
+            assert k == "signup"
+            got.setdefault(o, set()).add(v)
+        return got
+
+    d = datetime
+    got = bands(late=d(2026, 2, 13, 23, tzinfo=UTC), early=d(2026, 2, 14, 1, tzinfo=UTC),
+                far=d(2026, 2, 17, 1, tzinfo=UTC))
+    assert "absent" not in got  # only accounts seen in the window
+    assert got["late"] == {"d:2026-02-13", "n:2026-02-14"}
+    assert got["late"] & got["early"] == {"n:2026-02-14"}  # across midnight, by the noon band
+    assert not got["far"] & (got["late"] | got["early"])
+    # RFC 3339 text (an accounts file read without types) is read as a time
+    got = bands(a="2026-02-13T05:00:00+00:00", b="2026-02-13T18:00:00Z")
+    assert got["a"] & got["b"] == {"d:2026-02-13"}
+    for bad in ([3], ["last spring"]):  # a number or text that is no time: skipped
+        assert _signup_tokens(pa.table({"org_id": ["a"], "created": bad}),
+                              pa.array(["a"])) is None
+    assert _signup_tokens(pa.table({"org_id": ["a"]}), pa.array(["a"])) is None
+
+
+@given(st.integers(0, 10**9), st.integers(0, 3 * 86_400))
+@settings(max_examples=200, deadline=None)
+def test_signup_bands_share_below_12_hours_and_never_a_day_apart(t0: int, gap: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from distillwarden.detect.linkage import _signup_tokens
+
+    a = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=t0)
+    acc = pa.table({"org_id": ["a", "b"], "created": [a, a + timedelta(seconds=gap)]})
+    out = _signup_tokens(acc, pa.array(["a", "b"]))
+    assert out is not None
+    held = {o: {v for oo, v in zip(out.column("org_id").to_pylist(),
+                                  out.column("value").to_pylist(), strict=True) if oo == o}
+            for o in ("a", "b")}
+    shared = held["a"] & held["b"]
+    if gap < 12 * 3600:
+        assert shared
+    if gap >= 86_400:
+        assert not shared
+
+
+def _burst_linker(benign_prompts: list[str]) -> HydraLinker:
+    # sign-ups spread over years; however much a shared sign-up day may weigh between two
+    # clusters (signup_cap), between two accounts it weighs nothing
+    ref = _reference(benign_prompts)
+    return HydraLinker(threshold=4.8, signup_cap=4.0).fit(
+        request_features(ref.events()), ref.accounts_table())
+
+
+def test_lone_member_attaches_by_its_clusters_signup_burst(benign_prompts: list[str]) -> None:
+    # ten accounts linked by their card, all signed up within two days through one reseller;
+    # strangers through the same reseller share nothing else with them
+    from datetime import timedelta
+
+    from .conftest import T0
+
+    linker = _burst_linker(benign_prompts)
+    assert linker.weights_["signup"][0] > 1.0  # few benign accounts sign up on one day
+    burst = T0 - timedelta(days=20)
+    t = TrafficBuilder(9)
+    for j in range(10):
+        t.account(f"H{j}", benign_prompts, n=10, payment="pay_H", channel="reseller:r",
+                  created=burst + timedelta(hours=5 * j))
+    t.account("S_in_burst", benign_prompts, n=10, channel="reseller:r",
+              created=burst + timedelta(hours=20))
+    t.account("S_months_before", benign_prompts, n=10, channel="reseller:r",
+              created=burst - timedelta(days=200))
+    t.account("S_direct_in_burst", benign_prompts, n=10, created=burst + timedelta(hours=20))
+    # two strangers through the reseller, signed up together in the burst: between two
+    # accounts a shared day is no evidence (many people sign up on any day)
+    for s in ("P1", "P2"):
+        t.account(s, benign_prompts, n=10, channel="reseller:q",
+                  created=burst + timedelta(hours=10))
+    for i in range(20):
+        t.account(f"ben{i}", benign_prompts, n=10)
+    clusters = linker.link(request_features(t.events()), t.accounts_table())
+    (cluster,) = [c for c in clusters if "H0" in c.members]
+    assert set(cluster.members) == {f"H{j}" for j in range(10)} | {"S_in_burst"}
+    assert "signup" in cluster.evidence["shared"]
+    linked = {m for c in clusters for m in c.members}
+    assert not linked & {"S_months_before", "S_direct_in_burst", "P1", "P2"}
+
+
+def test_a_cluster_signed_up_over_months_holds_no_signup_day(
+    benign_prompts: list[str],
+) -> None:
+    # forty accounts linked by their card signed up over two years; two of them on the same
+    # day as a stranger through their reseller: two of forty is no burst, no attachment
+    from datetime import timedelta
+
+    from .conftest import T0
+
+    linker = _burst_linker(benign_prompts)
+    day = T0 - timedelta(days=20)
+    t = TrafficBuilder(10)
+    for j in range(40):
+        created = day + timedelta(hours=j) if j < 2 else day - timedelta(days=18 * j)
+        t.account(f"H{j}", benign_prompts, n=10, payment="pay_H", channel="reseller:r",
+                  created=created)
+    t.account("S", benign_prompts, n=10, channel="reseller:r", created=day + timedelta(hours=1))
+    for i in range(20):
+        t.account(f"ben{i}", benign_prompts, n=10)
+    clusters = linker.link(request_features(t.events()), t.accounts_table())
+    (cluster,) = [c for c in clusters if "H0" in c.members]
+    assert "S" not in cluster.members

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +251,7 @@ def test_import_creates_orgs_and_licences_in_store(tmp_path: Path, session_facto
     src = write_jsonl(tmp_path / "t.jsonl", [valid_line(i) for i in range(4)])
     acc = write_jsonl(tmp_path / "a.jsonl", [
         {"org": "org_1", "licence": "evaluation-permitted", "channel": "reseller:acme",
-         "home_region": "SG"}])
+         "home_region": "SG", "created": "2026-02-13T05:00:00+08:00"}])
     with session_factory() as session:
         services.create_org(session, name="existing", org_id="org_0", actor="test")
         report = import_interchange(src, tmp_path / "ev", SECRET, accounts_path=acc,
@@ -263,3 +264,10 @@ def test_import_creates_orgs_and_licences_in_store(tmp_path: Path, session_facto
         assert lic is not None and lic.name == "evaluation-permitted"
         assert lic.channel == "reseller:acme"
         assert {o.id for o in services.list_orgs(session)} == {"org_0", "org_1", "org_2", "org_3"}
+        # the detector's accounts table carries the source's sign-up time, not the import's
+        from distillwarden.detect.engine import accounts_from_store
+
+        created = dict(zip(*(accounts_from_store(session).column(c).to_pylist()
+                             for c in ("org_id", "created")), strict=True))
+    assert created["org_1"] == datetime(2026, 2, 12, 21, tzinfo=UTC)
+    assert created["org_0"] is None and created["org_2"] is None  # no sign-up time known

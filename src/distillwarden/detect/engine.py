@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -79,7 +79,11 @@ class DetectionRun:
 def accounts_from_store(session: Session) -> pa.Table:
     """What the store knows about each organization, in the accounts-table shape the
     signals read. A licence whose permitted uses include ``evaluation`` counts as an
-    evaluation licence (benchmark and judge traffic are then its permitted use)."""
+    evaluation licence (benchmark and judge traffic are then its permitted use). The sign-up
+    time (``created``, which linkage reads for sign-up bursts) is the organization's
+    ``signed_up`` metadata (RFC 3339; imports set it from the accounts file), never the
+    store's own creation time, which for a migrated or imported account is the day it
+    entered the store."""
     lic_rows = session.execute(select(Licence).where(Licence.active.is_(True))).scalars().all()
     lic = {row.org_id: row for row in lic_rows}
     rows = []
@@ -98,11 +102,26 @@ def accounts_from_store(session: Session) -> pa.Table:
                 "channel": licence.channel if licence is not None else None,
                 "home_region": org.home_region,
                 "payment_fingerprint_hash": org.payment_fingerprint_hash,
+                "created": _signed_up(org.metadata_),
             }
         )
-    schema = pa.schema([(k, pa.string()) for k in (
-        "org_id", "licence", "channel", "home_region", "payment_fingerprint_hash")])
+    schema = pa.schema([*((k, pa.string()) for k in (
+        "org_id", "licence", "channel", "home_region", "payment_fingerprint_hash")),
+        ("created", pa.timestamp("us", tz="UTC"))])
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _signed_up(metadata: dict[str, Any] | None) -> datetime | None:
+    """The ``signed_up`` time in an organization's metadata (None if absent or no time)."""
+    value = (metadata or {}).get("signed_up")
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        log.warning("organization metadata signed_up is not an RFC 3339 time: %r", value)
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _score_and_write(

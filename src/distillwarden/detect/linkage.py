@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 #: prior weights (-log10 of the benign sharing rate) used before :meth:`HydraLinker.fit`
 DEFAULT_WEIGHTS: dict[str, float] = {
     "net": 4.0, "ua": 1.0, "pay": 6.0, "chan": 1.0, "tpl": 2.0, "fp": 2.0, "time": 1.0,
-    "emb": 1.0,
+    "emb": 1.0, "signup": 2.0,
 }
 KINDS = tuple(DEFAULT_WEIGHTS)
 #: sharing 1..MAX_GRADE distinct tokens of a kind (e.g. timing bands) is graded evidence
@@ -58,6 +58,12 @@ MAX_GRADE = 4
 KIND_CODE = {k: c for c, k in enumerate(KINDS)}
 
 CONTENT_KINDS = ("tpl", "fp", "emb")
+#: supporting evidence: capped between accounts and between clusters (one reseller serves
+#: many operators; many people sign up on any day), counted in full only when a lone account
+#: is weighed against a cluster whose members share it
+SUPPORT_KINDS = ("chan", "signup")
+#: a cluster holds a sign-up day when at least this share of its members signed up on it
+BURST_SHARE = 0.1
 #: kinds whose tokens are identities (not similarity hashes): against a cluster's pooled
 #: tokens, a token rare among benign reference accounts weighs by its own rarity
 IDENTITY_KINDS = ("net", "ua", "pay", "tpl", "fp")
@@ -154,6 +160,56 @@ WHERE pay IS NOT NULL AND CAST(pay AS VARCHAR) <> ''
 """
 
 
+def _signup_tokens(accounts: pa.Table | None, present: pa.Array) -> pa.Table | None:
+    """Sign-up day bands of the accounts seen in the window, from the accounts table's
+    ``created`` (sign-up time): the UTC day (``d:2026-02-13``) and the day counted from noon
+    (``n:2026-02-13``, noon of the day before to noon), so that two accounts created less
+    than 12 hours apart share at least one band and accounts created the same day share
+    two. None when the table has no usable sign-up time."""
+    if accounts is None or "created" not in accounts.column_names:
+        return None
+    created = accounts.column("created")
+    typ = created.type
+    try:
+        if not (pa.types.is_timestamp(typ) or pa.types.is_date(typ)
+                or pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+            raise pa.ArrowInvalid(f"a column of {typ}")
+        if pa.types.is_timestamp(typ) and typ.tz is None:  # naive: UTC, as the log's
+            created = pc.assume_timezone(created, "UTC")
+        created = pc.cast(created, pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        log.warning("linkage: the accounts table's 'created' is not a sign-up time (%s); "
+                    "sign-up evidence skipped", exc)
+        return None
+    keep = pc.and_(pc.is_valid(created), pc.is_in(accounts.column("org_id"), value_set=present))
+    orgs = pc.filter(accounts.column("org_id"), keep)
+    created = pc.filter(created, keep)
+    if not len(orgs):
+        return None
+    half_day = pa.scalar(12 * 3600 * 1_000_000, pa.duration("us"))
+    day = pc.binary_join_element_wise("d:", pc.strftime(created, format="%Y-%m-%d"), "")
+    noon = pc.binary_join_element_wise(
+        "n:", pc.strftime(pc.add(created, half_day), format="%Y-%m-%d"), "")
+    table = pa.table({
+        "org_id": pa.concat_arrays([orgs.combine_chunks(), orgs.combine_chunks()]).cast(
+            pa.string()),
+        "kind": pa.array(["signup"] * (2 * len(orgs)), pa.string()),
+        "value": pa.concat_arrays([day.combine_chunks(), noon.combine_chunks()]),
+    })
+    return table.group_by(["org_id", "kind", "value"]).aggregate([]).cast(_TOKEN_SCHEMA)
+
+
+def _pool_holders(
+    signup: np.ndarray | bool, sizes: np.ndarray, least: np.ndarray | int
+) -> np.ndarray:
+    """How many of a cluster's members must hold a token for the cluster to hold it: ``least``,
+    and for a sign-up day a burst, ``BURST_SHARE`` of the members (a cluster whose members
+    signed up over months shares some day by chance with any other; one that signed up in
+    a few days holds each of those days with a good share of its members)."""
+    least = np.asarray(least, np.float64)
+    return np.where(signup, np.maximum(least, np.ceil(BURST_SHARE * sizes)), least)
+
+
 def _emb_tokens(centroids: dict[str, np.ndarray], seed: int) -> list[tuple[str, str, str]]:
     """SimHash bands of embedding centroids (centred on the mean centroid)."""
     if len(centroids) < 2:
@@ -209,6 +265,9 @@ def evidence_tokens(
                  .cast(_TOKEN_SCHEMA) for q in queries]
     finally:
         con.close()
+    signup = _signup_tokens(accounts, pc.unique(features.column("org_id")))
+    if signup is not None:
+        parts.append(signup)
     emb = _emb_tokens(centroids or {}, seed)
     if emb:
         parts.append(pa.table({
@@ -280,6 +339,7 @@ class HydraLinker:
         max_weight: float = 8.0,
         content_cap: float = 2.0,
         channel_cap: float = 2.0,
+        signup_cap: float = 2.0,
         attach: bool = True,
         margin: float = 0.5,
         seed: int = 0,
@@ -291,6 +351,7 @@ class HydraLinker:
         self.max_weight = max_weight
         self.content_cap = content_cap
         self.channel_cap = channel_cap
+        self.signup_cap = signup_cap
         self.attach = attach
         self.margin = margin
         self.seed = seed
@@ -390,29 +451,40 @@ class HydraLinker:
         return {k: [w] * MAX_GRADE for k, w in DEFAULT_WEIGHTS.items()}
 
     def _pair_weight(self, kind: np.ndarray, count: np.ndarray, inv: np.ndarray,
-                     n_pairs: int, *, cap_content: bool = True,
-                     cap_channel: bool = True, floor: np.ndarray | None = None) -> np.ndarray:
+                     n_pairs: int, *, cap_content: bool = True, between: str = "accounts",
+                     floor: np.ndarray | None = None) -> np.ndarray:
         """Total evidence per pair: infrastructure kinds add up; content kinds count once
-        (their maximum) capped at ``content_cap``; the channel is capped at
-        ``channel_cap``."""
+        (their maximum) capped at ``content_cap``; the channel and the sign-up day are
+        supporting evidence, each counted once and capped by what the pair is
+        (``between``): two ``"accounts"``, the channel at ``channel_cap`` and the sign-up
+        day not at all (many people sign up on any day: a day is evidence only as a
+        cluster's burst); two ``"clusters"``, the channel at ``channel_cap`` and the
+        sign-up day at ``signup_cap`` (one reseller serves many operators); a lone account
+        and the cluster it may join (``"attach"``), neither capped."""
         weights = self._weights()
         table = np.array([weights[k] for k in KINDS])  # (kinds, grades)
         w = table[kind, np.minimum(count, MAX_GRADE) - 1]
         if floor is not None:
             w = np.maximum(w, floor)
         is_content = np.isin(kind, [KIND_CODE[k] for k in CONTENT_KINDS])
-        is_chan = kind == KIND_CODE["chan"]
-        plain = np.where(is_content | is_chan, 0.0, w)
-        total = np.bincount(inv, weights=plain, minlength=n_pairs)
+        caps = {
+            "accounts": {"chan": self.channel_cap, "signup": 0.0},
+            "clusters": {"chan": self.channel_cap, "signup": self.signup_cap},
+            "attach": {"chan": np.inf, "signup": np.inf},
+        }[between]
+        is_support = np.isin(kind, [KIND_CODE[k] for k in SUPPORT_KINDS])
+        plain = np.where(is_content | is_support, 0.0, w)
+        total = np.bincount(inv, weights=plain, minlength=n_pairs).astype(np.float64)
         content = np.zeros(n_pairs)
         np.maximum.at(content, inv, np.where(is_content, w, 0.0))
-        chan = np.zeros(n_pairs)
-        np.maximum.at(chan, inv, np.where(is_chan, w, 0.0))
         if cap_content:
             content = np.minimum(content, self.content_cap)
-        if cap_channel:
-            chan = np.minimum(chan, self.channel_cap)
-        return np.asarray(total + content + chan)
+        total += content
+        for k, cap in caps.items():
+            part = np.zeros(n_pairs)
+            np.maximum.at(part, inv, np.where(kind == KIND_CODE[k], w, 0.0))
+            total += np.minimum(part, cap)
+        return np.asarray(total)
 
     def link(
         self,
@@ -434,7 +506,7 @@ class HydraLinker:
         # a big block's token links its holders on its own only if it is an identity strong
         # enough by itself (never content, never the channel)
         linking = [members for k, members in big
-                   if weights[k][0] >= tau and k not in CONTENT_KINDS and k != "chan"]
+                   if weights[k][0] >= tau and k not in CONTENT_KINDS and k not in SUPPORT_KINDS]
         for members in linking:
             edges_i.append(members[:-1])
             edges_j.append(members[1:])
@@ -500,7 +572,7 @@ class HydraLinker:
             if not clustered.any() or not lone[members].any():
                 continue
             cl_ids, cl_counts = np.unique(labs[clustered], return_counts=True)
-            cl_ids = cl_ids[cl_counts >= 2]
+            cl_ids = cl_ids[cl_counts >= _pool_holders(kind == "signup", sizes[cl_ids], 2)]
             if not len(cl_ids):
                 continue
             singles = members[lone[members]]
@@ -514,7 +586,7 @@ class HydraLinker:
             return labels
         acct, pool, typical = self._token_counts(groups, labels, n, np.full(n, 2))
         upair, total = self._pooled(rows_a, rows_c, rows_k, rows_w, n, acct, pool, typical,
-                                    cap_channel=False)
+                                    between="attach")
         out = labels.copy()
         best: dict[int, tuple[float, int]] = {}
         for pk, t in zip(upair.tolist(), total.tolist(), strict=True):
@@ -528,12 +600,12 @@ class HydraLinker:
     def _pooled(
         self, rows_a: list[np.ndarray], rows_b: list[np.ndarray], rows_k: list[np.ndarray],
         rows_w: list[np.ndarray], n: int, pool_a: np.ndarray, pool_b: np.ndarray,
-        typical: np.ndarray, *, cap_channel: bool,
+        typical: np.ndarray, *, between: str,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Evidence between (account or cluster ``a``, cluster ``b``) from one row per shared
         token: pair keys ``a * n + b`` and their total weight. Against a whole cluster, shared
-        templates are specific evidence, so content is not capped; the channel is capped
-        when ``cap_channel`` (between two clusters: one reseller serves many operators).
+        templates are specific evidence, so content is not capped; the supporting kinds
+        are capped as :meth:`_pair_weight` says for ``between``.
         An identity token (``rows_w``, :meth:`_token_weight`) weighs at least its own rarity
         among benign reference accounts: one template held by hundreds of a cluster's
         members and by no benign account says more than "shares a template".
@@ -554,7 +626,7 @@ class HydraLinker:
         pair, kind = np.divmod(uniq, len(KINDS))
         upair, inv = np.unique(pair, return_inverse=True)
         total = self._pair_weight(kind, counts, inv, len(upair), cap_content=False,
-                                  cap_channel=cap_channel, floor=token_w)
+                                  between=between, floor=token_w)
         ratio = pool_a[pair // n, kind] * pool_b[pair % n, kind] / typical[kind] ** 2
         penalty = np.bincount(inv, weights=np.log10(np.maximum(ratio, 1.0)),
                               minlength=len(upair))
@@ -579,7 +651,8 @@ class HydraLinker:
             # (token, label) pairs: how many of the label's members hold the token
             key, cnt = np.unique(group * n + labels[members], return_counts=True)
             g, lab = np.divmod(key, n)
-            keep = cnt >= min_holders[lab]
+            keep = cnt >= _pool_holders(kind_of[g] == KIND_CODE["signup"],
+                                        np.bincount(labels, minlength=n)[lab], min_holders[lab])
             np.add.at(pool, (lab[keep], kind_of[g[keep]]), 1.0)
         held = acct > 0
         typical = np.maximum(acct.sum(0) / np.maximum(held.sum(0), 1), 1.0)
@@ -605,7 +678,8 @@ class HydraLinker:
             if keep.sum() < 2:
                 continue
             cl_ids, cl_counts = np.unique(labs[keep], return_counts=True)
-            cl_ids = cl_ids[cl_counts >= np.minimum(2, sizes[cl_ids])]
+            cl_ids = cl_ids[cl_counts >= _pool_holders(kind == "signup", sizes[cl_ids],
+                                                       np.minimum(2, sizes[cl_ids]))]
             if len(cl_ids) < 2:
                 continue
             i, j = np.triu_indices(len(cl_ids), 1)
@@ -617,7 +691,7 @@ class HydraLinker:
             return labels
         _acct, pool, typical = self._token_counts(groups, labels, n, np.minimum(2, sizes))
         upair, total = self._pooled(rows_a, rows_b, rows_k, rows_w, n, pool, pool, typical,
-                                    cap_channel=True)
+                                    between="clusters")
         strong = upair[total >= tau]
         if not len(strong):
             return labels

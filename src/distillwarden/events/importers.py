@@ -415,6 +415,10 @@ def sync_accounts_to_store(
                     session, name=org_id, org_id=org_id, tier=acc.get("tier") or "standard",
                     home_region=acc.get("home_region"),
                     payment_fingerprint_hash=acc.get("payment_fingerprint_hash"),
+                    # the sign-up time the source recorded (linkage weighs sign-up bursts);
+                    # the store's own creation time here is only the import's
+                    metadata={"signed_up": acc["created"].isoformat()}
+                    if acc.get("created") is not None else None,
                     actor=actor, reason=f"imported from {report.source}",
                 )
                 if acc.get("licence") or acc.get("channel"):
