@@ -2,13 +2,16 @@
 
 Each account is summarised by *evidence tokens*: the IP networks and user agents it mostly
 uses, its payment fingerprint, the templates it repeats, MinHash bands of its set of active
-hours (synchronised timing) and SimHash bands of its prompt-embedding centroid. Accounts
+hours (synchronised timing), SimHash bands of its prompt-embedding centroid and its sign-up
+day. Accounts
 that share a token are candidate pairs (blocking, never all pairs). A pair's edge weight is
 the sum over evidence kinds it shares of ``-log10 q_kind``, where ``q_kind`` is how often two
 *benign* accounts share that kind of evidence (the calibrated null, learned in :meth:`fit`).
 Timing and embedding evidence is graded: sharing more of an account's MinHash / SimHash bands
 is rarer among benign pairs and weighs more (the weight per number of bands shared is learned
-like the others). The reseller channel is supporting evidence capped at ``channel_cap``.
+like the others). The reseller channel is supporting evidence capped at ``channel_cap``;
+so is the sign-up day, which counts only against a cluster that signed up in a burst (at
+least ``BURST_SHARE`` of its members on that day) and never between two accounts.
 Accounts left alone after linking are attached to a cluster when their evidence against the
 cluster's pooled tokens reaches the threshold, and clusters whose pooled tokens link them are
 merged (``attach=True`` does both). Pooled evidence is discounted by how many distinct tokens
