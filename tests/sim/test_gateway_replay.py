@@ -114,3 +114,24 @@ def test_replay_through_gateway_logs_labelled_events(tmp_path: Path) -> None:
     hydra = {rec["org"] for rec in labels if rec["cluster"]}
     assert all(e["channel"] == "reseller:apexgate" for e in events if e["org_id"] in hydra)
     assert all(e["ip_hash"] for e in events)
+    # the store knows each account's simulated sign-up time (linkage weighs sign-up bursts),
+    # the same as the dataset's accounts table: the hydra's members signed up within days
+    from datetime import timedelta
+
+    from distillwarden.detect.engine import accounts_from_store
+    from distillwarden.sim.accounts import created_iso, plan_accounts
+    from distillwarden.store.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            table = accounts_from_store(session)
+    finally:
+        engine.dispose()
+    created = dict(zip(table.column("org_id").to_pylist(), table.column("created").to_pylist(),
+                       strict=True))
+    plans = {p.org_id: p for p in plan_accounts(scenario)}
+    assert {o: created[o].isoformat() for o in plans} == {
+        o: created_iso(p) for o, p in plans.items()}
+    signups = sorted(created[o] for o in hydra)
+    assert signups[-1] - signups[0] <= timedelta(days=3)

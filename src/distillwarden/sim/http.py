@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
-from .accounts import AccountPlan
+from .accounts import AccountPlan, created_iso
 from .generate import generate
 from .scenario import Scenario
 from .writers import _atomic_bytes, _jsonl, label_records
@@ -63,6 +63,8 @@ async def _provision(client: httpx.AsyncClient, plans: list[AccountPlan]) -> dic
         await _admin(client, "POST", "/orgs", {
             "id": p.org_id, "name": f"sim {p.persona_name}", "tier": p.tier,
             "home_region": p.home_region, "reason": "simulated account",
+            # the simulated sign-up time, as the dataset's accounts table records it
+            "metadata": {"signed_up": created_iso(p)},
         })
         await _admin(client, "PUT", f"/orgs/{p.org_id}/licence", {
             "name": p.licence, "channel": p.channel, "reason": "simulated licence",
