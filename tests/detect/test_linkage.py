@@ -306,3 +306,22 @@ def test_a_cluster_signed_up_over_months_holds_no_signup_day(
     clusters = linker.link(request_features(t.events()), t.accounts_table())
     (cluster,) = [c for c in clusters if "H0" in c.members]
     assert "S" not in cluster.members
+
+
+def test_signup_times_all_on_one_day_are_not_signup_times(caplog: pytest.LogCaptureFixture) -> None:
+    # an accounts table whose 'created' is the day the accounts were migrated: no bursts
+    from datetime import UTC, datetime, timedelta
+
+    from distillwarden.detect.linkage import _signup_tokens
+
+    day = datetime(2026, 2, 13, 9, tzinfo=UTC)
+    orgs = [f"o{i}" for i in range(40)]
+    migrated = pa.table({"org_id": orgs, "created": [
+        day + timedelta(minutes=i) if i < 30 else day - timedelta(days=40 * i) for i in range(40)]})
+    with caplog.at_level("WARNING", logger="distillwarden.detect.linkage"):
+        assert _signup_tokens(migrated, pa.array(orgs)) is None
+    assert "not a sign-up time" in caplog.text
+    # a burst of a fifth of the accounts on one day is what sign-up evidence is for
+    burst = pa.table({"org_id": orgs, "created": [
+        day + timedelta(minutes=i) if i < 8 else day - timedelta(days=40 * i) for i in range(40)]})
+    assert _signup_tokens(burst, pa.array(orgs)) is not None

@@ -67,6 +67,10 @@ CONTENT_KINDS = ("tpl", "fp", "emb")
 SUPPORT_KINDS = ("chan", "signup")
 #: a cluster holds a sign-up day when at least this share of its members signed up on it
 BURST_SHARE = 0.1
+#: when more than this share of the accounts (of at least _SIGNUP_MIN_ACCOUNTS) have one
+#: sign-up day, the table's times are not sign-up times and are not used
+_SIGNUP_MAX_DAY_SHARE = 0.5
+_SIGNUP_MIN_ACCOUNTS = 20
 #: kinds whose tokens are identities (not similarity hashes): against a cluster's pooled
 #: tokens, a token rare among benign reference accounts weighs by its own rarity
 IDENTITY_KINDS = ("net", "ua", "pay", "tpl", "fp")
@@ -191,6 +195,13 @@ def _signup_tokens(accounts: pa.Table | None, present: pa.Array) -> pa.Table | N
         return None
     half_day = pa.scalar(12 * 3600 * 1_000_000, pa.duration("us"))
     day = pc.binary_join_element_wise("d:", pc.strftime(created, format="%Y-%m-%d"), "")
+    top = int(pc.max(pc.value_counts(day).field("counts")).as_py() or 0)
+    if len(day) >= _SIGNUP_MIN_ACCOUNTS and top > _SIGNUP_MAX_DAY_SHARE * len(day):
+        # no operator's burst: the day the accounts entered some system (a migration, an
+        # import); as sign-up times they would link everyone through any cluster
+        log.warning("linkage: %d of %d accounts 'signed up' on one day; the accounts table's "
+                    "'created' is not a sign-up time, sign-up evidence skipped", top, len(day))
+        return None
     noon = pc.binary_join_element_wise(
         "n:", pc.strftime(pc.add(created, half_day), format="%Y-%m-%d"), "")
     table = pa.table({
