@@ -513,7 +513,9 @@ class HydraLinker:
         if n < 2:
             return []
         tau = self.threshold_for(n)
-        pair, kind, count, big = self._pairs(groups, n)
+        # a shared sign-up day weighs nothing between two accounts: its pairs (a popular
+        # day's holders, squared) are not enumerated; it counts against clusters below
+        pair, kind, count, big = self._pairs([g for g in groups if g[0] != "signup"], n)
         weights = self._weights()
         edges_i: list[np.ndarray] = []
         edges_j: list[np.ndarray] = []
