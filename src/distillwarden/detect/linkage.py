@@ -171,8 +171,8 @@ def _signup_tokens(accounts: pa.Table | None, present: pa.Array) -> pa.Table | N
     """Sign-up day bands of the accounts seen in the window, from the accounts table's
     ``created`` (sign-up time): the UTC day (``d:2026-02-13``) and the day counted from noon
     (``n:2026-02-13``, noon of the day before to noon), so that two accounts created less
-    than 12 hours apart share at least one band and accounts created the same day share
-    two. None when the table has no usable sign-up time."""
+    than 12 hours apart share at least one band and accounts created a day or more apart
+    share none. None when the table has no usable sign-up time."""
     if accounts is None or "created" not in accounts.column_names:
         return None
     created = accounts.column("created")
