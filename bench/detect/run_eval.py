@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="optional signals to score as well (e.g. bench_breadth)")
     ap.add_argument("--knn-metric", default="euclidean",
                     help="distance of the kNN novelty (euclidean, the default, or manhattan)")
+    ap.add_argument("--knn-low", type=float, default=None,
+                    help="floor of the normal scores in the kNN space (default: the "
+                         "detector's; 0 keeps only the suspicious side of each signal)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench/results/detection.json")
     ap.add_argument("--reports", type=Path, default=ROOT / "docs/reports")
     args = ap.parse_args(argv)
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             "distillwarden": DistillationDetector(
                 use_embeddings=not args.no_embeddings, signals=signals,
                 knn_metric=args.knn_metric,
+                **({} if args.knn_low is None else {"knn_low": args.knn_low}),
             )
         }
         if not args.no_baseline:

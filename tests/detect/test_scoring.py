@@ -76,6 +76,9 @@ def test_not_fitted_and_bad_parameters(benign_prompts: list[str]) -> None:
         DistillationDetector(embedder=hash_embedder).fit(t.events())
     with pytest.raises(ValueError, match="kNN metric"):
         DistillationDetector(knn_metric="cosine", embedder=hash_embedder).fit(t.events())
+    for low in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="knn_low"):
+            DistillationDetector(knn_low=low, embedder=hash_embedder).fit(t.events())
 
 
 def test_clusters_api_returns_every_account(
@@ -202,6 +205,12 @@ def test_detectors_pickled_before_a_parameter_existed_get_its_default() -> None:
     assert old.lift_quorum == 0.8  # what was pickled wins over the defaults
     again = pickle.loads(pickle.dumps(det))
     assert again.lift_quorum == 0.8 and again.pool_min_members == 10
+    # a detector fitted before the kNN space had its low side scores as it was fitted
+    assert det.knn_low == 3.0 and "knn_low" in state
+    del state["knn_low"]
+    older = DistillationDetector.__new__(DistillationDetector)
+    older.__setstate__(state)
+    assert older.knn_low == 0.0
 
 
 def test_optional_signals_are_scored_only_when_asked_for(fitted: DistillationDetector) -> None:

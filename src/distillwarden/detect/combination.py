@@ -1,8 +1,8 @@
 """Combining calibrated signal p-values into one account p-value.
 
-``knn`` (the default): each account becomes the vector of its one-sided normal scores
-``z_j = max(Φ⁻¹(1 - p_j), 0)``, and its novelty is the mean distance to its ``k`` nearest
-*benign reference* accounts in that space; the distance is itself calibrated on benign
+``knn``: each account becomes the vector of its normal scores ``z_j = Φ⁻¹(1 - p_j)``,
+floored at ``-low`` (:func:`normal_scores`), and its novelty is the mean distance to its
+``k`` nearest *benign reference* accounts in that space; the distance is itself calibrated on benign
 accounts (out of fold) into a tail probability. Why: single features are used legitimately
 by some benign products (an education site asks for step-by-step reasoning on GSM8K-like
 problems; a coding assistant sends placeholder-laden code), so what marks extraction is the
@@ -10,6 +10,11 @@ problems; a coding assistant sends placeholder-laden code), so what marks extrac
 no benign account shows. Marginal combinations (Cauchy, Fisher) flag any account that is
 extreme on one signal, including every benign product built around that signal; kNN in
 calibrated-score space compares an account with the benign accounts that resemble it.
+Both sides of each signal count: a product is as much what it does little of as what it
+does a lot of, and "templated single-turn requests, sent at a person's pace" is a
+combination no benign product shows (pipelines that template are machine-paced), though
+no signal of it is extreme. The floor keeps one signal that is merely low from dominating
+the distance; ``low=0`` keeps only the suspicious side of every signal.
 
 ``knn+cauchy`` (the default): the smaller of the two p-values, doubled (Bonferroni over the
 two tests). kNN novelty needs a reference dense enough around every benign product; with a
@@ -27,15 +32,23 @@ from sklearn.neighbors import NearestNeighbors
 
 from .calibration import TailCalibrator, cauchy_combine, fisher_combine
 
-__all__ = ["COMBINATIONS", "KNN_METRICS", "KnnCombiner", "either", "one_sided_scores"]
+__all__ = ["COMBINATIONS", "KNN_METRICS", "KnnCombiner", "either", "normal_scores",
+           "one_sided_scores"]
 
 COMBINATIONS = ("knn+cauchy", "knn", "cauchy", "fisher")
 
 
-def one_sided_scores(p: np.ndarray) -> np.ndarray:
-    """``max(Φ⁻¹(1 - p), 0)`` per entry; undefined signals (NaN) score 0."""
+def normal_scores(p: np.ndarray, low: float = 0.0) -> np.ndarray:
+    """``max(Φ⁻¹(1 - p), -low)`` per entry: how far into the suspicious (positive) or the
+    ordinary (negative) tail of benign accounts a signal puts an account; undefined signals
+    (NaN) score 0."""
     q = np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=0.5), 1e-300, 1 - 1e-12)
-    return np.maximum(norm.isf(q), 0.0)
+    return np.maximum(norm.isf(q), -float(low))
+
+
+def one_sided_scores(p: np.ndarray) -> np.ndarray:
+    """``max(Φ⁻¹(1 - p), 0)`` per entry: the suspicious side only."""
+    return normal_scores(p, 0.0)
 
 
 #: distances the kNN novelty may use (scikit-learn metric names)

@@ -49,7 +49,7 @@ from .combination import (
     KnnCombiner,
     combine_marginal,
     either,
-    one_sided_scores,
+    normal_scores,
 )
 from .embedding_signals import (
     EMBEDDING_SIGNALS,
@@ -225,6 +225,7 @@ class DistillationDetector:
         combine: str = "knn+cauchy",
         knn_k: int = 5,
         knn_metric: str = "euclidean",
+        knn_low: float = 3.0,
         link: bool = True,
         cluster_lift: bool = True,
         lift_gate: float = 0.01,
@@ -245,6 +246,7 @@ class DistillationDetector:
         self.combine = combine
         self.knn_k = knn_k
         self.knn_metric = knn_metric
+        self.knn_low = knn_low
         self.link = link
         self.cluster_lift = cluster_lift
         self.lift_gate = lift_gate
@@ -271,6 +273,9 @@ class DistillationDetector:
         # a detector pickled before a parameter existed gets that parameter's default
         params = inspect.signature(type(self).__init__).parameters.values()
         defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        # ... except the kNN space's floor: a detector fitted before it existed was fitted
+        # with the suspicious side only, and must score as it was fitted
+        defaults["knn_low"] = 0.0
         self.__dict__.update({**defaults, **state})
 
     # ------------------------------------------------------------------ helpers
@@ -356,6 +361,9 @@ class DistillationDetector:
             raise ValueError(f"unknown combination {self.combine!r}; use one of {COMBINATIONS}")
         if self.knn_metric not in KNN_METRICS:
             raise ValueError(f"unknown kNN metric {self.knn_metric!r}; use one of {KNN_METRICS}")
+        if not (np.isfinite(self.knn_low) and self.knn_low >= 0):
+            raise ValueError(f"knn_low must be a finite number >= 0 (normal-score units), "
+                             f"got {self.knn_low!r}")
         self.reference_ = None
         feats, sig, centroids = self.compute_signals(events, accounts, fitting=True)
         if sig.num_rows < 10:
@@ -389,9 +397,10 @@ class DistillationDetector:
             p_out = np.column_stack([c.pvalue(stats[part, j]) for j, c in enumerate(cals)])
             oof_p[part] = p_out
             oof_d[part] = KnnCombiner.knn_distances(
-                one_sided_scores(p_in), one_sided_scores(p_out), self.knn_k, self.knn_metric
+                normal_scores(p_in, self.knn_low), normal_scores(p_out, self.knn_low),
+                self.knn_k, self.knn_metric
             )
-        z_all = one_sided_scores(self._pvalues(stats))
+        z_all = normal_scores(self._pvalues(stats), self.knn_low)
         self.combiner_ = KnnCombiner(self.knn_k, self.knn_metric).fit(z_all, oof_d)
         oof = -np.log10(
             self._mix(oof_p, lambda: self.combiner_.calibrator_.pvalue(oof_d)))
@@ -419,7 +428,7 @@ class DistillationDetector:
         ) if stats.shape[1] else np.ones((stats.shape[0], 0))
 
     def _combine(self, p: np.ndarray) -> np.ndarray:
-        return self._mix(p, lambda: self.combiner_.pvalue(one_sided_scores(p)))
+        return self._mix(p, lambda: self.combiner_.pvalue(normal_scores(p, self.knn_low)))
 
     def _mix(self, p: np.ndarray, p_knn: Callable[[], np.ndarray]) -> np.ndarray:
         """The combined p-value of each row of per-signal p-values ``p``, given the kNN
