@@ -205,8 +205,9 @@ def test_detectors_pickled_before_a_parameter_existed_get_its_default() -> None:
     assert old.lift_quorum == 0.8  # what was pickled wins over the defaults
     again = pickle.loads(pickle.dumps(det))
     assert again.lift_quorum == 0.8 and again.pool_min_members == 10
-    # a detector fitted before the kNN space had its low side scores as it was fitted
-    assert det.knn_low == 3.0 and "knn_low" in state
+    # a detector fitted before the kNN space could have a low side scores as it was fitted
+    det = DistillationDetector(use_embeddings=False)
+    state = det.__getstate__()
     del state["knn_low"]
     older = DistillationDetector.__new__(DistillationDetector)
     older.__setstate__(state)

@@ -14,7 +14,8 @@ Both sides of each signal count: a product is as much what it does little of as 
 does a lot of, and "templated single-turn requests, sent at a person's pace" is a
 combination no benign product shows (pipelines that template are machine-paced), though
 no signal of it is extreme. The floor keeps one signal that is merely low from dominating
-the distance; ``low=0`` keeps only the suspicious side of every signal.
+the distance; ``low=0`` (the detector's default) keeps only the suspicious side of every
+signal.
 
 ``knn+cauchy`` (the default): the smaller of the two p-values, doubled (Bonferroni over the
 two tests). kNN novelty needs a reference dense enough around every benign product; with a

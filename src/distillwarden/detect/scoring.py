@@ -225,7 +225,7 @@ class DistillationDetector:
         combine: str = "knn+cauchy",
         knn_k: int = 5,
         knn_metric: str = "euclidean",
-        knn_low: float = 3.0,
+        knn_low: float = 0.0,
         link: bool = True,
         cluster_lift: bool = True,
         lift_gate: float = 0.01,
@@ -273,9 +273,6 @@ class DistillationDetector:
         # a detector pickled before a parameter existed gets that parameter's default
         params = inspect.signature(type(self).__init__).parameters.values()
         defaults = {p.name: p.default for p in params if p.default is not p.empty}
-        # ... except the kNN space's floor: a detector fitted before it existed was fitted
-        # with the suspicious side only, and must score as it was fitted
-        defaults["knn_low"] = 0.0
         self.__dict__.update({**defaults, **state})
 
     # ------------------------------------------------------------------ helpers
