@@ -2,8 +2,8 @@
 
 ``knn``: each account becomes the vector of its normal scores ``z_j = Φ⁻¹(1 - p_j)``,
 floored at ``-low`` (:func:`normal_scores`), and its novelty is the mean distance to its
-``k`` nearest *benign reference* accounts in that space; the distance is itself calibrated on benign
-accounts (out of fold) into a tail probability. Why: single features are used legitimately
+``k`` nearest *benign reference* accounts in that space; the distance is itself calibrated
+on benign accounts (out of fold) into a tail probability. Why: single features are used legitimately
 by some benign products (an education site asks for step-by-step reasoning on GSM8K-like
 problems; a coding assistant sends placeholder-laden code), so what marks extraction is the
 *combination* (reasoning elicitation + benchmark items + single turn + machine volume) that
