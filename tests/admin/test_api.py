@@ -232,3 +232,16 @@ def test_openapi_published(client: TestClient) -> None:
     ):
         assert path in paths
     assert "HTTPBearer" in spec.json()["components"]["securitySchemes"]
+
+
+def test_org_sign_up_time_is_validated(client: TestClient) -> None:
+    ok = client.post("/orgs", json={"name": "Old", "id": "old",
+                                    "metadata": {"signed_up": "2024-05-02T06:30:00Z"}})
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["metadata"]["signed_up"] == "2024-05-02T06:30:00+00:00"
+    for bad in ("last spring", 1714631400):
+        resp = client.post("/orgs", json={"name": "Bad", "id": "bad",
+                                          "metadata": {"signed_up": bad}})
+        assert resp.status_code == 422, resp.text  # the API's status for invalid input
+        assert "signed_up" in _error(resp)["message"]
+    assert [o["id"] for o in client.get("/orgs").json()["data"]] == ["old"]

@@ -133,6 +133,7 @@ def test_org_key_licence_status_flow(config: Path) -> None:
         (("status", "set", "ghost", "warned", "-r", "x"), "unknown organization"),
         (("key", "revoke", "key_nope", "-r", "x"), "unknown API key"),
         (("org", "create", "Dup", "--id", "acme"), "already exists"),
+        (("org", "create", "Old", "--signed-up", "last spring"), "not an ISO-8601 date"),
     ],
 )
 def test_errors_exit_1_and_change_nothing(
@@ -195,3 +196,28 @@ def test_audit_verify_export_and_tamper(config: Path, tmp_path: Path) -> None:
 
 def test_db_upgrade(config: Path) -> None:
     assert "is at revision 0001_initial" in run(config, "db", "upgrade")
+
+
+def test_org_created_with_its_sign_up_time(config: Path) -> None:
+    # an account that existed before this store: its sign-up time (not the store's creation
+    # time) is what detection reads for sign-up bursts
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from distillwarden.config import load_settings
+    from distillwarden.detect.engine import accounts_from_store
+
+    org = run_json(config, "org", "create", "Old Co", "--id", "oldco",
+                   "--signed-up", "2024-05-02T08:30:00+02:00")
+    assert isinstance(org, dict) and org["metadata"]["signed_up"] == "2024-05-02T06:30:00+00:00"
+    run(config, "org", "create", "New Co", "--id", "newco")
+    engine = create_engine(load_settings(config).effective_database_url)
+    try:
+        with Session(engine) as session:
+            table = accounts_from_store(session)
+    finally:
+        engine.dispose()
+    created = dict(zip(table.column("org_id").to_pylist(), table.column("created").to_pylist(),
+                       strict=True))
+    assert created["oldco"].isoformat() == "2024-05-02T06:30:00+00:00"
+    assert created["newco"] is None

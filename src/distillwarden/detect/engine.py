@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from distillwarden.events.reader import ReadReport, inspect_segment, list_segments, read_events
 from distillwarden.events.schema import EVENT_SCHEMA, SchemaError, conform
+from distillwarden.store.errors import InvalidInput
 from distillwarden.store.models import Licence, Organization
+from distillwarden.store.validation import normalize_datetime
 
 from .features import DETECT_COLUMNS, request_features, segment_columns
 from .findings import FindingRecord, build_findings, write_findings
@@ -112,16 +114,16 @@ def accounts_from_store(session: Session) -> pa.Table:
 
 
 def _signed_up(metadata: dict[str, Any] | None) -> datetime | None:
-    """The ``signed_up`` time in an organization's metadata (None if absent or no time)."""
+    """The ``signed_up`` time in an organization's metadata (None if absent or no time;
+    the store validates it when it is set, so only a hand-edited row can hold no time)."""
     value = (metadata or {}).get("signed_up")
     if not isinstance(value, str):
         return None
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        log.warning("organization metadata signed_up is not an RFC 3339 time: %r", value)
+        return normalize_datetime(value, "organization metadata signed_up")
+    except InvalidInput as exc:
+        log.warning("%s", exc)
         return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _score_and_write(

@@ -229,6 +229,9 @@ def org_create(
     tier: Annotated[str, typer.Option(help="standard, strategic, …")] = "standard",
     email: Annotated[str | None, typer.Option(help="contact e-mail for notices")] = None,
     region: Annotated[str | None, typer.Option(help="home region, e.g. US")] = None,
+    signed_up: Annotated[str | None, typer.Option(
+        "--signed-up", help="when the account signed up (ISO-8601), for an account that "
+        "existed before this store; detection links sign-up bursts")] = None,
     reason: Annotated[str, typer.Option("--reason", "-r")] = "created",
     actor: ActorOpt = None,
     config: ConfigOpt = None,
@@ -247,6 +250,7 @@ def org_create(
                 tier=tier,
                 contact_email=email,
                 home_region=region,
+                metadata={"signed_up": signed_up} if signed_up else None,
                 actor=_actor(actor),
                 reason=reason,
             )

@@ -176,7 +176,15 @@ def _check_org_fields(
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise InvalidInput("metadata must be a mapping of names to JSON values")
-        out["metadata_"] = audit.jsonable(dict(metadata))
+        meta = dict(metadata)
+        if meta.get("signed_up") is not None:
+            # the account's sign-up time, which the detector's linkage reads for sign-up bursts
+            if not isinstance(meta["signed_up"], str | datetime):
+                raise InvalidInput("metadata signed_up must be the sign-up time as an ISO-8601 "
+                                   "string, e.g. 2026-01-31T12:00:00Z")
+            when = normalize_datetime(meta["signed_up"], "metadata signed_up")
+            meta["signed_up"] = when.isoformat() if when is not None else None
+        out["metadata_"] = audit.jsonable(meta)
     return out
 
 
