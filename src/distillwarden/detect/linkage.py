@@ -464,6 +464,15 @@ class HydraLinker:
             return fitted
         return {k: [w] * MAX_GRADE for k, w in DEFAULT_WEIGHTS.items()}
 
+    def _support_caps(self, between: str) -> dict[str, float]:
+        """The cap on each supporting kind for a pair of ``between`` (see
+        :meth:`_pair_weight`)."""
+        return {
+            "accounts": {"chan": self.channel_cap, "signup": 0.0},
+            "clusters": {"chan": self.channel_cap, "signup": self.signup_cap},
+            "attach": {"chan": np.inf, "signup": np.inf},
+        }[between]
+
     def _pair_weight(self, kind: np.ndarray, count: np.ndarray, inv: np.ndarray,
                      n_pairs: int, *, cap_content: bool = True, between: str = "accounts",
                      floor: np.ndarray | None = None) -> np.ndarray:
@@ -481,11 +490,7 @@ class HydraLinker:
         if floor is not None:
             w = np.maximum(w, floor)
         is_content = np.isin(kind, [KIND_CODE[k] for k in CONTENT_KINDS])
-        caps = {
-            "accounts": {"chan": self.channel_cap, "signup": 0.0},
-            "clusters": {"chan": self.channel_cap, "signup": self.signup_cap},
-            "attach": {"chan": np.inf, "signup": np.inf},
-        }[between]
+        caps = self._support_caps(between)
         is_support = np.isin(kind, [KIND_CODE[k] for k in SUPPORT_KINDS])
         plain = np.where(is_content | is_support, 0.0, w)
         total = np.bincount(inv, weights=plain, minlength=n_pairs).astype(np.float64)
@@ -513,9 +518,10 @@ class HydraLinker:
         if n < 2:
             return []
         tau = self.threshold_for(n)
-        # a shared sign-up day weighs nothing between two accounts: its pairs (a popular
-        # day's holders, squared) are not enumerated; it counts against clusters below
-        pair, kind, count, big = self._pairs([g for g in groups if g[0] != "signup"], n)
+        # a kind that weighs nothing between two accounts (the sign-up day) is not enumerated
+        # in pairs (a popular day's holders, squared); it counts against clusters below
+        pairless = {k for k, cap in self._support_caps("accounts").items() if cap <= 0}
+        pair, kind, count, big = self._pairs([g for g in groups if g[0] not in pairless], n)
         weights = self._weights()
         edges_i: list[np.ndarray] = []
         edges_j: list[np.ndarray] = []

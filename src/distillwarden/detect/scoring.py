@@ -477,7 +477,8 @@ class DistillationDetector:
             big = [c for c in clusters if len(c.members) >= self.pool_min_members]
             pooled = self._pooled_cluster_p(feats, big) if self.cluster_lift else {}
             for c in clusters:
-                idx = np.array([pos[m] for m in c.members if m in pos], dtype=np.int64)
+                present = [m for m in c.members if m in pos]
+                idx = np.array([pos[m] for m in present], dtype=np.int64)
                 for m in c.members:
                     cluster_of[m] = c.cluster_id
                 if self.cluster_lift and len(idx) >= 2:
@@ -488,10 +489,9 @@ class DistillationDetector:
                         p_c = min(1.0, 2.0 * min(p_c, pooled[c.cluster_id]))
                     gate = lift_mask(p_acc[idx], self.lift_gate, self.lift_gate_weak,
                                      self.lift_quorum, self.lift_quorum_min)
-                    loose = loosely_linked(c, [m for m in c.members if m in pos],
-                                           self.lift_single_edge_margin)
+                    loose = loosely_linked(c, present, self.lift_single_edge_margin)
                     gate &= ~loose | (p_acc[idx] <= self.lift_gate)
-                    floor = link_coincidence(c, [m for m in c.members if m in pos])
+                    floor = link_coincidence(c, present)
                     p_final[idx] = np.where(
                         gate, np.minimum(p_acc[idx], np.maximum(p_c, floor)), p_acc[idx])
         risk = -np.log10(np.clip(p_final, 1e-300, 1.0))
