@@ -155,14 +155,15 @@ def test_pooled_cluster_traffic_adds_up_what_members_show_a_little_each(
     from distillwarden.detect.features import request_features
     from distillwarden.detect.linkage import HydraCluster
 
-    # 40 accounts of one operator, each slipping 1 judge prompt into 60 ordinary ones: weak
-    # evidence alone, 40 of 2,440 requests together; 40 benign accounts pooled the same way
-    # stay ordinary
+    # 40 accounts of one operator, each slipping 2 judge prompts into 60 ordinary ones: weak
+    # evidence alone, 80 of 2,480 requests together (about 1% of the benign prompts read as
+    # judging too: Arena-Hard holds a few); 40 benign accounts pooled the same way stay
+    # ordinary
     t = TrafficBuilder(13)
     judge = attack_prompts("judge", benign_prompts[1::2])
     for i in range(40):
         t.account(f"op{i}", benign_prompts[::2], n=60)
-        t.account(f"opj{i}", judge, n=1)
+        t.account(f"opj{i}", judge, n=2)
         t.account(f"ben{i}", benign_prompts[::2], n=60)
     feats = request_features(t.events())
     org = [("op" + o[3:]) if o.startswith("opj") else o

@@ -36,7 +36,14 @@ COT = _any(
     r"étape par étape|raisonnement détaillé",
     r"schritt für schritt|gedankengang",
     r"шаг за шагом|рассуждени",
-    r"ステップバイステップ|段階的に|思考過程",
+    r"ステップバイステップ|段階的に|思考過程|<think",
+    r"(?:ton|votre) raisonnement|étapes intermédiaires|(?:montre|montrez) (?:ton|votre) (?:travail|démarche)",
+    r"denkprozess|zwischenschritt|lösungsweg",
+    r"(?:tu|su) razonamiento|pasos intermedios|muestra (?:tu|el) (?:trabajo|proceso|desarrollo)",
+    r"考えた過程|順を追って|推論過程|途中の(?:計算|式|過程)|考え方",
+    r"推导过程|解题过程|详细步骤|思路",
+    r"ход (?:рассуждений|мысли|решения)|промежуточн",
+    r"raciocínio|passo a passo|ragionamento|passo dopo passo|단계별|추론 과정|풀이 과정",
 )
 
 # Asking for training data: instruction/response pairs, JSONL, N diverse examples.
@@ -59,6 +66,8 @@ DATASET = _any(
     r"données d'entraînement|jeu de données|génère \d+ (?:exemples|paires)",
     r"trainingsdaten|datensatz|erzeuge \d+ (?:beispiele|paare)",
     r"обучающ(?:ие|их) данн|датасет|набор данных",
+    r"datos sintéticos|ejemplos de entrenamiento|données synthétiques|trainingsbeispiel|feinabstimmung|обучающ\w* выборк|дообучени",
+    r"学習データ|ファインチューニング|合成データ|微调|指令数据|问答对|학습 데이터|dados de treinamento|dati di addestramento|conjunto de dados",
 )
 
 # Using the model as a grader or judge: rival-model evaluation.
@@ -80,6 +89,8 @@ JUDGE = _any(
     r"quelle réponse est (?:la )?meilleure|agis comme (?:un )?juge",
     r"welche antwort ist besser|als (?:richter|bewerter)",
     r"какой ответ лучше|оцени ответ",
+    r"evalúa|puntuación|laquelle est (?:la )?meilleure|évalue|bewerte",
+    r"比較して|どちらが(?:優れ|良い)|評価して|採点|оцени|哪个更好|比较(?:以下|这)|어느 (?:답변|응답)이|avalie|valuta|vergleiche",
 )
 
 # Asking the model about itself: identity, provenance, system prompt.
@@ -98,6 +109,8 @@ IDENTITY = _any(
     r"quel modèle es-tu|qui t'a (?:entraîné|créé)",
     r"welches modell bist du|wer hat dich (?:trainiert|entwickelt)",
     r"какая ты модель|кто тебя (?:обучил|создал)",
+    r"date limite de tes connaissances|quel modèle|welches (?:sprach)?modell|wie viele parameter|системный промпт|какая (?:ты )?модель",
+    r"どの会社|モデル名|システムプロンプト|系统提示|什么模型|哪个模型|qué modelo|cuál es tu modelo|que modelo você|quale modello|어떤 모델|무슨 모델|시스템 프롬프트|instruções iniciais",
 )
 
 # Requests for agent / tool-use traces (in the text; the ``has_tools`` column covers the API).
@@ -111,6 +124,7 @@ AGENT = _any(
     r"\bobservation:",
     r"\breact (?:format|style|agent|loop|prompt)",
     r"<tool_call>|<function_call>|\"tool_calls\"|\"function_call\"",
+    r"调用(?:以下)?(?:工具|函数)|函数调用|工具调用|llamarías|llamadas? a (?:la |las )?funci|quelle fonction|appel de fonction|l'outil utilisé|funktionsaufruf|tool-aufruf|tools? zur verfügung|траектори\w* агента|вызов функции|関数呼び出し|ツール定義|함수 호출|chamada de função|chiamata di funzione",
 )
 
 # Placeholders that stand for removed personal or company data (desensitisation).
@@ -145,3 +159,180 @@ LEXICONS: dict[str, str] = {
     "identity": IDENTITY,
     "agent": AGENT,
 }
+
+
+# Word-level cues: how people phrase these requests in their own words. A regular expression
+# with word gaps ("show ... reasoning") multiplies the states of the one automaton that scans
+# every window, so these are matched by a compiled word pass instead (:mod:`.cues`): words
+# are maximal runs of ASCII letters, digits, apostrophes and non-ASCII bytes; a clause ends
+# at ``. ! ? ;`` or a line break.
+
+#: a word or two-word phrase that is a hit by itself, per lexicon
+CUE_PHRASES: dict[str, tuple[str, ...]] = {
+    "cot": (
+        "by line", "by clause", "by piece", "by stage", "step at", "stage at",
+        "worked solution", "worked solutions", "subproblems", "sub problems", "thought process",
+        "reasoning trace", "scratchpad", "scratch work", "show work",
+    ),
+    "dataset": (
+        "each entry", "each record", "each row", "each sample", "each pair", "per line",
+        "per record", "paired with", "split field", "target output", "target sql",
+        "gold answer", "gold answers", "sentiment labels", "intent labels", "bio tags",
+        "assistant messages", "jsonl", "model training",
+    ),
+    "judge": (
+        "likert", "pairwise", "letter grade", "point scale", "reference answer", "reward model",
+    ),
+    "identity": (
+        "system prompt", "system message", "hidden prompt", "hidden instructions",
+        "initial instructions", "initial prompt", "original instructions",
+        "developer instructions", "developer message", "secret prompt", "identify yourself",
+        "training cutoff", "knowledge cutoff", "training cut", "knowledge cut", "model family",
+    ),
+    "agent": (
+        "tool call", "tool calls", "function call", "function calls", "function calling",
+        "call arguments", "call payload", "function name", "action log", "action trajectory",
+        "agent trajectory", "browsing agent", "coding agent", "autonomous agent", "web agent",
+        "available tools", "mcp tools", "can call", "function schema", "tool schema",
+    ),
+}
+
+_SHOW = (
+    "show", "shows", "showing", "explain", "explains", "explaining", "give", "giving",
+    "include", "including", "reveal", "expose", "narrate", "articulate", "outline", "display",
+    "present", "detail", "trace", "justify", "make", "tell", "see", "follow", "share", "put",
+    "document", "describe", "print", "output", "keep", "list", "state", "demonstrate",
+    "elaborate", "provide", "write", "lay", "spell", "walk", "break", "go", "goes", "going",
+    "dump", "talk", "walks", "lays", "spells", "reveals", "exposes",
+)
+_CANDIDATES = (
+    "answer", "answers", "answr", "response", "responses", "reply", "replies", "output",
+    "outputs", "completion", "completions", "candidate", "candidates", "generation",
+    "generations", "summary", "summaries", "translation", "translations", "transcript", "turn",
+    "generated",
+)
+
+#: ``(lexicon, left words, right words, most words between, either order)``: a clause in
+#: which a left word is followed, at most that many words on, by a right word is a hit
+CUE_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], int, bool], ...] = (
+    # "walk me through your derivation", "lay out the full thought process"
+    ("cot", _SHOW, (
+        "reasoning", "rationale", "thought", "thoughts", "thinking", "logic", "derivation",
+        "derivations", "deliberation", "working", "workings", "justification", "inference",
+        "inferences", "calculation", "calculations", "arithmetic", "intermediate",
+    ), 4, False),
+    # "not just the final answer", "rather than only the number"
+    ("cot", ("not just", "not only", "not simply", "dont just", "don't just", "rather than",
+             "instead of"),
+     ("answer", "result", "figure", "number", "letter", "conclusion", "verdict", "value",
+      "label", "score"), 3, False),
+    # "how you arrived at it"
+    ("cot", ("how",), (
+        "arrived", "arrive", "derived", "derive", "reached", "figured", "checked", "reason",
+        "reasoned", "solved", "computed", "calculated", "concluded",
+    ), 3, False),
+    # "every algebra step", "each discounting step"
+    ("cot", ("each", "every"), ("step", "steps"), 2, False),
+    # "the reasoning visible", "rationale first"
+    ("cot", ("reasoning", "rationale", "thinking", "calculation", "calculations", "derivation",
+             "working", "workings"), ("visible", "shown", "explicit", "first"), 3, False),
+    # "your full chain of reasoning"
+    ("cot", ("chain",), ("reasoning", "thought", "thoughts", "logic"), 1, False),
+    # "rank these replies", "which response is better"
+    ("judge", (
+        "rate", "rating", "score", "scoring", "grade", "grading", "rank", "ranking", "judge",
+        "judging", "evaluate", "evaluating", "assess", "assessing", "compare", "comparing",
+        "critique", "audit", "review", "check", "pick", "choose", "select", "decide",
+        "determine", "prefer",
+    ), _CANDIDATES, 5, False),
+    # "response B does a better job", "the second reply is preferred"
+    ("judge", tuple(c for c in _CANDIDATES if c not in ("output", "outputs", "generated")),
+     ("better", "best", "worse", "preferred", "wins", "winner"), 5, False),
+    # "the two completions", "these five replies"
+    ("judge", ("two", "both", "these", "three", "four", "five", "several", "following",
+               "multiple", "pair"),
+     ("answers", "responses", "replies", "outputs", "completions", "candidates", "summaries",
+      "generations"), 2, False),
+    # "act as a strict grader"
+    ("judge", ("you", "act", "as", "acting"),
+     ("grader", "judge", "evaluator", "rater", "reviewer", "annotator"), 3, False),
+    # "score each 1-5", "on a scale from 0 to 3"
+    ("judge", ("score", "scores", "scoring", "scale", "rate", "rating", "grade", "mark",
+               "points"), ("0", "1"), 3, False),
+    # "pass / borderline / fail", "declare a winner or a tie"
+    ("judge", ("pass", "winner"), ("fail", "borderline", "tie"), 2, False),
+    # "response B", "reply X"
+    ("judge", ("response", "answer", "reply", "output", "completion", "summary", "candidate"),
+     ("b", "x", "y"), 1, False),
+    # "your weights", "the architecture you run on"
+    ("identity", ("you", "your", "ur", "yourself", "yours"), (
+        "llm", "architecture", "checkpoint", "weights", "cutoff", "internals", "parameters",
+        "underlying", "configured",
+    ), 3, True),
+    # "your model name", "your version string"
+    ("identity", ("your", "ur"), ("model name", "model version", "model id", "version string"),
+     1, False),
+    # "the model behind you", "which LLM powers this", "what model served this request"
+    ("identity", ("model", "llm", "vendor", "provider"),
+     ("served", "serving", "powers", "behind", "answering"), 2, False),
+    # "the assistant was configured with", "repeat everything above"
+    ("identity", ("assistant", "bot", "chatbot", "repeat"),
+     ("configured", "instructed", "prompted", "above", "verbatim"), 3, False),
+    # "which company trained you", "who made you"
+    ("identity", ("who", "which", "what", "company", "whose"), (
+        "made you", "built you", "created you", "trained you", "developed you",
+        "designed you", "programmed you", "made u", "provider", "creator", "developer",
+        "maker",
+    ), 3, False),
+    # "what model are you", "which version are you"
+    ("identity", ("model", "llm", "version", "checkpoint", "architecture"),
+     ("are you", "you are"), 2, False),
+    # "what were you told", "your training data"
+    ("identity", ("were you", "you were", "your training", "your knowledge"),
+     ("told", "instructed", "configured", "given", "prompted", "data", "cutoff", "ends",
+      "end", "updated", "trained", "released"), 1, False),
+    # "are you Llama under the hood", "is this Gemini"
+    ("identity", ("you", "this"), (
+        "gpt", "chatgpt", "claude", "llama", "gemini", "mistral", "qwen", "deepseek", "grok",
+        "openai", "anthropic",
+    ), 3, False),
+    # "which tool would you call", "use the search tool"
+    ("agent", (
+        "call", "calls", "calling", "invoke", "invoking", "use", "using", "run", "hit", "emit",
+        "pick", "select", "choose", "which", "route", "fill", "expose", "access",
+    ), ("tool", "tools", "schema", "schemas"), 4, False),
+    # "invoke the lookup function" (not "use this function": code help says that)
+    ("agent", ("call", "calling", "invoke", "invoking", "emit", "route"),
+     ("function", "functions"), 3, False),
+    # "emit the call", "show each call", "plan the sequence of calls"
+    ("agent", ("emit", "output", "produce", "return", "show", "list", "plan", "format", "each",
+               "every", "sequence", "series", "chain"),
+     ("call", "calls", "invocation", "invocations"), 3, False),
+    # "given these tools", "an agent with a bash tool"
+    ("agent", ("given", "giving", "available", "exposes", "have", "agent", "agents"),
+     ("tools", "tool", "functions", "command", "commands"), 3, False),
+    # "pretend you are an agent"
+    ("agent", ("as", "pretend", "play", "act"), ("agent",), 3, False),
+    # "thought, action, observation"
+    ("agent", ("thought", "action", "observation"), ("observation", "action", "thought"), 2,
+     True),
+    # "generate 200 labelled rows"
+    ("dataset", (
+        "generate", "create", "produce", "write", "make", "give", "need", "synthesize",
+        "synthesise", "compile", "build", "prepare", "convert", "format", "formatted", "output",
+    ), ("samples", "rows", "records", "entries", "utterances", "pairs", "triples", "instances",
+        "corpus", "dataset", "datasets"), 6, False),
+    # "seed data", "reward model data", "synthetic rows"
+    ("dataset", (
+        "training", "train", "trainig", "finetuning", "finetune", "fine tuning", "sft", "rlhf",
+        "dpo", "seed", "labeled", "labelled", "synthetic", "distillation", "preference",
+        "reward", "supervised",
+    ), ("data", "dataset", "examples", "samples", "set", "corpus", "rows", "records", "pairs",
+        "triples", "entries", "conversations", "dialogues", "instances"), 2, False),
+    # "formatted for supervised fine-tuning"
+    ("dataset", ("for", "of"), ("sft", "rlhf", "dpo", "distillation", "finetuning", "finetune",
+                                "fine tuning"), 3, False),
+    # "prompt/completion", "input text, target output"
+    ("dataset", ("input", "prompt", "instruction", "document", "source", "problem"),
+     ("completion", "completions", "target", "paraphrase", "label", "labels"), 2, False),
+)

@@ -1,12 +1,13 @@
-"""Every lexicon and the placeholder pattern matched in one scan of each text window.
+"""Every lexicon and the placeholder pattern matched in one scan of each text window, and
+the lexicons' word-level cues in one compiled pass (:mod:`.cues`).
 
 An RE2 *set* (``RE2::Set``, through Google's ``google-re2`` bindings) runs all the patterns
 of :mod:`.lexicons` as one automaton and reports which of them occur in a text: one linear
 pass per window, where matching each pattern apart (or their union, then each pattern on the
 hits) scans most text several times. Placeholders are also counted, with Arrow's RE2 kernel,
-but only in the windows the set found one in. The results are those of matching each pattern
-on its own with Arrow's ``match_substring_regex`` and ``count_substring_regex``
-(the tests hold them to it).
+but only in the windows the set found one in. The patterns' results are those of matching each
+pattern on its own with Arrow's ``match_substring_regex`` and ``count_substring_regex``
+(the tests hold them to it); a lexicon's flag is its pattern's or its cues'.
 
 The set is compiled once per process; its automaton's cache of states persists between
 calls, so later windows are matched at full speed.
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 import re2
 
 from ._utf8 import utf8_buffers
+from .cues import match_cues
 from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
 
 __all__ = ["LexiconMatches", "match_lexicons"]
@@ -67,8 +69,9 @@ def match_lexicons(window: pa.Array) -> LexiconMatches:
     flags = np.zeros((len(found), len(_PATTERNS)), np.bool_)
     flags[np.repeat(np.arange(len(found)), n_found),
           np.fromiter(itertools.chain.from_iterable(found), np.int64, int(n_found.sum()))] = True
+    cues = match_cues(window)
     out = LexiconMatches(
-        (f"f_{name}", flags[:, j].copy()) for j, name in enumerate(LEXICONS)
+        (f"f_{name}", flags[:, j] | cues[:, j]) for j, name in enumerate(LEXICONS)
     )
     placeholders = np.zeros(len(found), np.int64)
     rows = np.flatnonzero(flags[:, _PLACEHOLDER])
