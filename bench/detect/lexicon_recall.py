@@ -11,7 +11,8 @@ the same words in their everyday senses, with the kind it might be mistaken for)
   used to develop anything: its figures are the ones to quote.
 
 For each set and kind: the share of its requests the lexicon flags (recall), and the share of
-the benign requests it flags. ``--before REV`` runs the same measure on the lexicons of an
+the benign requests it flags. And the share of real benign prompts (AlpacaEval and
+Arena-Hard, through the text window as the detector reads them) each lexicon flags. ``--before REV`` runs the same measure on the lexicons of an
 earlier commit, side by side.
 
     python bench/detect/lexicon_recall.py --before aa44489
@@ -60,6 +61,13 @@ def measure() -> dict[str, Any]:
                 "benign_hit_rate": round(sum(bool(hit[i]) for i in benign) / len(benign), 3),
             }
         out[name] = {"requests": len(rows), "benign": len(benign), "kinds": per}
+    from distillwarden.detect.window import text_window
+    from distillwarden.sim.sources import load_source
+
+    prompts = [i.text for src in ("alpaca_eval", "arena_hard") for i in load_source(src)]
+    flags = match_lexicons(text_window(pa.array(prompts)))
+    out["benign_prompts"] = {"prompts": len(prompts), "flag_rate": {
+        kind: round(float(flags[f"f_{kind}"].mean()), 4) for kind in KINDS}}
     return out
 
 
@@ -100,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             fal = (f"{cur['benign_hit_rate']:.3f}"
                    + (f" ({old['benign_hit_rate']:.3f})" if old else ""))
             print(f"{name:12s} {kind:9s} {rec:>14s} {fal:>14s}")
+    rates = now["benign_prompts"]["flag_rate"]
+    old_rates = result.get("before", {}).get("benign_prompts", {}).get("flag_rate", {})
+    print(f"AlpacaEval + Arena-Hard prompts ({now['benign_prompts']['prompts']}) flagged: "
+          + ", ".join(f"{k} {rates[k]:.4f}" + (f" ({old_rates[k]:.4f})" if old_rates else "")
+                      for k in KINDS))
     if args.before:
         print(f"(in brackets: at {args.before})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
