@@ -499,10 +499,12 @@ def main(argv: list[str] | None = None) -> int:
     from distillwarden.evaluate.splits import split_accounts
     from distillwarden.events.importers import import_dataset
 
-    written = None
     if not (args.out / "labels.jsonl").exists():
         print(f"writing foreign traffic to {args.out}", file=sys.stderr, flush=True)
-        written = write(args.out, args.seed, args.days)
+        write(args.out, args.seed, args.days)
+    with (args.out / "traffic.jsonl").open("rb") as fh:
+        n_events = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
+    n_accounts = len((args.out / "labels.jsonl").read_text().splitlines())
     dataset = args.out / "imported"
     if not (dataset / "labels.jsonl").exists():
         # what ``distillwarden evaluate --traffic`` does with a log it is given
@@ -519,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     split = split_accounts(labels)
     det = full["detectors"][0]
     result = {
-        "generator": {"seed": args.seed, "days": args.days, **(written or {})},
+        "generator": {"seed": args.seed, "days": args.days, "events": n_events,
+                      "accounts": n_accounts},
         "split": full["split"], "attackers": full["attackers"],
         "roc_auc": det["roc_auc"], "tpr": det["tpr"], "tpr_pure": det["tpr_pure"],
         "tpr_hydra": det["tpr_hydra"], "benign_fpr": det["benign_fpr"],

@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                           progress=lambda m: print(m, flush=True))
         full = report.as_dict(with_curves=False)
         entry = headline(full["detectors"][0])
+        entry["pure_tpr_by_strategy_at_fpr_1pct"] = {
+            k: v.get("0.01") for k, v in full["detectors"][0]["tpr_by_strategy"].items()}
         entry["emptied_columns"] = list(columns)
         entry["accounts_file"] = keep_accounts
         entry["wall_seconds"] = round(time.perf_counter() - t0, 1)
