@@ -1,4 +1,5 @@
-"""One RE2 set scan per window gives what matching each pattern apart with Arrow gives."""
+"""One RE2 set scan per window gives what matching each pattern apart with Arrow gives (each
+lexicon's flag also takes its word cues, which test_cues.py checks on their own)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distillwarden.detect import lexmatch
+from distillwarden.detect.cues import match_cues
 from distillwarden.detect.lexicons import LEXICONS, PLACEHOLDER_PATTERN
 from distillwarden.detect.lexmatch import match_lexicons
 
@@ -28,10 +30,13 @@ _TEXT = st.lists(_PIECES, max_size=25).map("".join)
 
 
 def _apart(texts: list[str]) -> dict[str, list[object]]:
+    """Each pattern matched on its own with Arrow, or'ed with the lexicon's word cues."""
     arr = pa.array(texts, pa.string())
+    cues = match_cues(arr)
     out: dict[str, list[object]] = {
-        f"f_{name}": pc.match_substring_regex(arr, pattern).to_pylist()
-        for name, pattern in LEXICONS.items()
+        f"f_{name}": (np.array(pc.match_substring_regex(arr, pattern).to_pylist(), bool)
+                      | cues[:, j]).tolist()
+        for j, (name, pattern) in enumerate(LEXICONS.items())
     }
     out["placeholders"] = pc.count_substring_regex(arr, PLACEHOLDER_PATTERN).to_pylist()
     return out
