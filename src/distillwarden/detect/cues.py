@@ -6,7 +6,8 @@ out the whole thought process", "rank these five replies". A rule pairs a left w
 right word at most a few words on in the same clause; a phrase (one word or two) is a hit by
 itself. Regular expressions with word gaps would say the same, but inside the one automaton
 that scans every window they multiply its states (a set with them ran several times slower),
-so words are hashed instead: FNV-1a per word, a mixed hash per pair of adjacent words, and
+so words are hashed instead: a multiplicative hash per word, a mixed hash per pair of
+adjacent words, and
 one probe of an open-addressing table gives the roles of each. The pass releases the GIL.
 
 Words are maximal runs of ASCII letters and digits, apostrophes and non-ASCII bytes (so a
@@ -15,6 +16,8 @@ word in another script is one word that no English cue matches); a clause ends a
 """
 
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -79,6 +82,7 @@ def _cue_hash(cue: str) -> int:
     return h if len(words) == 1 else _pair_hash(h, _word_hash(words[1]))
 
 
+@functools.cache
 def _build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The hash table (keys; per key the bit sets of the lexicons it is a phrase of, the
     rules it is a left word of and those it is a right word of) and the rules' gaps, order
@@ -122,6 +126,8 @@ _CLASS[ord("0") : ord("9") + 1] = 1
 _CLASS[ord("'")] = 1
 _CLASS[128:] = 1
 _CLASS[[ord(c) for c in ".!?;\n"]] = 2
+
+
 def _slot(h: int, size: int) -> int:
     return ((h ^ (h >> 29)) & _MASK64) & (size - 1)
 
@@ -257,17 +263,11 @@ def _scan(
         base += m + 1
 
 
-_tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-
-
 def match_cues(window: pa.Array) -> np.ndarray:
     """Per row of ``window`` (lower-cased text, no nulls), which lexicons its cues hit: a
     boolean array of shape ``(rows, len(LEXICONS))``, columns in the order of
     :data:`~.lexicons.LEXICONS`."""
-    global _tables
-    if _tables is None:
-        _tables = _build()
-    keys, vals, gaps, either, flag_of = _tables
+    keys, vals, gaps, either, flag_of = _build()
     data, offsets = utf8_buffers(window)
     out = np.zeros((len(offsets) - 1, len(_FLAGS)), np.bool_)
     _scan(offsets, data, _CLASS, keys, vals, gaps, either, flag_of, _LOWEST, HEAD_BYTES,
