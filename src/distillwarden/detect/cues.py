@@ -7,8 +7,8 @@ right word at most a few words on in the same clause; a phrase (one word or two)
 itself. Regular expressions with word gaps would say the same, but inside the one automaton
 that scans every window they multiply its states (a set with them ran several times slower),
 so words are hashed instead: a multiplicative hash per word, a mixed hash per pair of
-adjacent words, and
-one probe of an open-addressing table gives the roles of each. The pass releases the GIL.
+adjacent words, and one probe of an open-addressing table gives the roles of each. The pass
+releases the GIL.
 
 Words are maximal runs of ASCII letters and digits, apostrophes and non-ASCII bytes (so a
 word in another script is one word that no English cue matches); a clause ends at ``.``,
