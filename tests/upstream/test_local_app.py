@@ -214,9 +214,12 @@ def test_disconnected_non_streaming_client_stops_its_generation(
 ) -> None:
     import time
 
+    # greedy, so the story is the same every run and long (sampled at temperature 1, it
+    # sometimes ended within the client's timeout and the client was never disconnected)
     body = {
         "messages": [{"role": "user", "content": "Tell me a very long story."}],
         "max_tokens": 400,
+        "temperature": 0,
     }
     with pytest.raises(httpx.TimeoutException):
         httpx.post(local_server.base_url + "/chat/completions", json=body, timeout=2.0)
