@@ -97,24 +97,3 @@ def test_findings_name_the_benchmark_sets_of_the_breadth_signal() -> None:
         assert f.signals[name]["benchmark_sets"] == ["kitchen", "zoo"]
         assert f.signals[name]["requests"] == 2 * BREADTH_MIN_HITS
     assert "volume" not in f.signals
-
-
-def test_an_evaluation_licence_excuses_how_an_evaluation_harness_sends(
-    benign_prompts: list[str],
-) -> None:
-    """Scripted runs of one template are how a licensed evaluation lab works: under an
-    evaluation licence those signals are undefined (not low: undefined), under a standard
-    licence the same traffic has them."""
-    from distillwarden.detect.signals import EVAL_RUN_SIGNALS
-
-    b = TrafficBuilder(seed=8)
-    template = ["Question: " + benign_prompts[0][:200] + "\nAnswer with the letter only."]
-    for org, licence in (("lab", "evaluation-permitted"), ("rival", "standard")):
-        b.account(org, template, n=300, mean_gap_s=1.0, regular=True, licence=licence)
-    s = _signals(b)
-    for name in EVAL_RUN_SIGNALS:
-        assert s["lab"][name] is None, name
-        assert s["rival"][name] is not None, name
-    # what is not about the harness still counts under the licence
-    for name in ("volume", "completion_tokens", "share_cot"):
-        assert s["lab"][name] == s["rival"][name], name

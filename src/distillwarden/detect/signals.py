@@ -18,7 +18,6 @@ from .pacing import timing_columns
 __all__ = [
     "COUNT_SIGNALS",
     "EVAL_LICENCES",
-    "EVAL_RUN_SIGNALS",
     "OPTIONAL_SIGNALS",
     "SHARE_SIGNALS",
     "SIGNAL_DESCRIPTIONS",
@@ -28,12 +27,6 @@ __all__ = [
 
 #: licences under which benchmark and judge traffic is the permitted use, not a violation
 EVAL_LICENCES = frozenset({"evaluation-permitted", "evaluation", "eval", "research-evaluation"})
-#: signals of how an evaluation harness sends its requests (scripted runs, one template per
-#: benchmark): undefined under an evaluation licence, whose permitted use they describe
-EVAL_RUN_SIGNALS = (
-    "rate_per_active_hour", "timing_regularity", "peak_rate", "pacing_mix", "hour_entropy",
-    "template_reuse", "near_dup_reuse", "suffix_reuse",
-)
 #: licences under which identity / system-prompt probing is permitted (red teams)
 REDTEAM_LICENCES = frozenset({"redteam-permitted", "redteam", "red-team"})
 
@@ -116,10 +109,6 @@ def _sql_list(values: frozenset[str]) -> str:
     return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values)) + ")"
 
 
-#: the account's licence is an evaluation licence
-_EVAL = f"lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)}"
-
-
 def _share_sql() -> str:
     parts = []
     for f in BOOL_FEATURES:
@@ -128,7 +117,7 @@ def _share_sql() -> str:
             parts.append(f"1.0 - avg(CAST({f} AS DOUBLE)) AS {name}")
         elif f in ("f_bench", "f_judge"):
             parts.append(
-                f"CASE WHEN {_EVAL} THEN 0.0 "
+                f"CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0 "
                 f"ELSE avg(CAST({f} AS DOUBLE)) END AS {name}"
             )
         elif f == "f_identity":
@@ -173,30 +162,24 @@ SELECT
     mode(lic) AS licence,
     mode(chan) AS channel,
     log10(count(*)) AS volume,
-    -- EVAL_RUN_SIGNALS: undefined under an evaluation licence
-    CASE WHEN {_EVAL} THEN NULL
-         ELSE log10(count(*) / any_value(hours.active_hours)) END AS rate_per_active_hour,
-    CASE WHEN {_EVAL} THEN NULL
-         WHEN count(gap_us) >= 5 AND avg(gap_us) > 0
+    log10(count(*) / any_value(hours.active_hours)) AS rate_per_active_hour,
+    CASE WHEN count(gap_us) >= 5 AND avg(gap_us) > 0
          THEN -ln(coalesce(stddev_pop(gap_us), 0) / avg(gap_us) + 0.01) END AS timing_regularity,
-    CASE WHEN {_EVAL} THEN NULL ELSE log10(max(in_window)) END AS peak_rate,
-    CASE WHEN {_EVAL} THEN NULL
-         ELSE least(count(*) FILTER (WHERE machine), count(*) FILTER (WHERE NOT machine))
-              / count(*) END AS pacing_mix,
-    CASE WHEN {_EVAL} THEN NULL ELSE entropy(hour(ts)) END AS hour_entropy,
-    CASE WHEN {_EVAL} THEN NULL
-         ELSE 1.0 - count(DISTINCT tpl_prefix) / count(*) END AS template_reuse,
-    CASE WHEN {_EVAL} THEN NULL ELSE 1.0 - count(DISTINCT fp_a) / count(*) END AS near_dup_reuse,
-    CASE WHEN {_EVAL} THEN NULL
-         ELSE 1.0 - count(DISTINCT tpl_suffix) / count(*) END AS suffix_reuse,
+    log10(max(in_window)) AS peak_rate,
+    least(count(*) FILTER (WHERE machine), count(*) FILTER (WHERE NOT machine))
+        / count(*) AS pacing_mix,
+    entropy(hour(ts)) AS hour_entropy,
+    1.0 - count(DISTINCT tpl_prefix) / count(*) AS template_reuse,
+    1.0 - count(DISTINCT fp_a) / count(*) AS near_dup_reuse,
+    1.0 - count(DISTINCT tpl_suffix) / count(*) AS suffix_reuse,
     median(out_in_ratio) FILTER (WHERE completion_tokens IS NOT NULL) AS harvest_ratio,
     log10(1 + avg(completion_tokens)) AS completion_tokens,
     (sum(placeholders) + {_PRIOR_PLACEHOLDERS}) / (sum(words) + {_PRIOR_WORDS}) AS placeholder_density,
     {_share_sql()},
-    CASE WHEN {_EVAL} THEN 0.0
+    CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0
          ELSE CAST(coalesce(any_value(bench_sets.n_sets), 0) AS DOUBLE) END AS bench_breadth,
     any_value(bench_sets.sets) AS bench_sets,
-    CASE WHEN {_EVAL} THEN 0.0
+    CASE WHEN lower(coalesce(mode(lic), '')) IN {_sql_list(EVAL_LICENCES)} THEN 0.0
          ELSE avg(CAST(f_bench OR f_judge AS DOUBLE)) END AS licence_use_mismatch,
     CASE WHEN any_value(home) IS NULL THEN 0.0
          ELSE avg(CAST(region IS NOT NULL AND region <> home AS DOUBLE)) END
