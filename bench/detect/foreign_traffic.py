@@ -448,6 +448,27 @@ def write(out: Path, seed: int, days: int) -> dict[str, int]:
     return {"events": len(rows), "accounts": len(accounts)}
 
 
+def wording_flagged() -> dict[str, list[int]]:
+    """How many of this generator's own wordings of each attack the request lexicons flag
+    (flagged, wordings): whether an attack in new words is read at all."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from distillwarden.detect.lexmatch import match_lexicons
+
+    kinds = {
+        "f_cot": list(REASONING_ASKS),
+        "f_dataset": list(RECORD_ASKS),
+        "f_judge": [t.format(q="a question", a="one answer", b="another answer")
+                    for t in JUDGE_TEMPLATES],
+    }
+    out = {}
+    for flag, texts in kinds.items():
+        hits = match_lexicons(pc.utf8_lower(pa.array(texts)))[flag]
+        out[flag] = [int(hits.sum()), len(texts)]
+    return out
+
+
 class _Recording:
     """Wraps a detector and keeps the scores of its first ``decision_function`` call (the
     harness's scoring of every account; later calls score attackers' prefixes)."""
@@ -532,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "thresholds": det["thresholds"],
         "benign_flagged_by_product": per_product(rec.scores or {}, labels, split.test_benign,
                                                  det["thresholds"]),
+        "wording_flagged": wording_flagged(),
     }
     args.reports.mkdir(parents=True, exist_ok=True)
     (args.reports / "foreign.json").write_text(
