@@ -52,7 +52,7 @@ def words_of(text: str) -> list[str]:
 
 
 def _is_word_byte(b: int) -> bool:
-    return 97 <= b <= 122 or 48 <= b <= 57 or b == 39 or b >= 128
+    return bool(_CLASS[b] == 1)
 
 
 def _word_hash(word: str) -> int:
