@@ -127,6 +127,21 @@ def test_failed_requests_are_not_featurised() -> None:
     assert f.num_rows == 2 and set(f.column_names) == set(FEATURE_COLUMNS)
 
 
+@pytest.mark.parametrize("rejected", [[3], [0, 2, 5, 6, 7, 9]])
+def test_rejected_rows_are_dropped_alike_few_or_many(rejected: list[int]) -> None:
+    # few rejected rows are featurised and dropped after; many are dropped first: either
+    # way, the features of the accepted rows, as if the rejected had never been logged
+    b = TrafficBuilder()
+    b.account("a", [f"Explain step by step why item {i} [NAME] failed." for i in range(10)], n=10)
+    for i in rejected:
+        b.rows[i]["status"] = 429
+    events = b.events()
+    accepted = events.filter(pc.less(events.column("status"), 400))
+    got = request_features(events)
+    assert got.num_rows == 10 - len(rejected)
+    assert got.equals(request_features(accepted.drop_columns(["status"])))
+
+
 def test_no_featurisable_rows_give_an_empty_table_of_the_same_schema() -> None:
     b = TrafficBuilder()
     b.account("a", ["hi", "there"], n=2)

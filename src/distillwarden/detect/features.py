@@ -208,6 +208,7 @@ def default_benchmark_index() -> BenchmarkIndex:
 
 
 _BLOCK_ROWS = 131_072  # rows featurised at once (their text windows: at most ~400 MB)
+_REJECTED_COPY_SHARE = 0.25  # above this share of rejected rows, they are dropped first
 _TEXT_CHUNK = 4096  # rows per task of the text features (the compiled passes release the GIL)
 
 
@@ -277,15 +278,27 @@ def request_features(events: pa.Table, *, index: BenchmarkIndex | None = None) -
     index = index if index is not None else default_benchmark_index()
     ev = _select_inputs(events)
     status = ev.column("status")
+    keep = None
     if status.null_count < len(status):
-        ev = ev.filter(pc.or_kleene(pc.is_null(status), pc.less(status, 400)))
+        keep = pc.or_kleene(pc.is_null(status), pc.less(status, 400))
+        rejected = len(keep) - pc.sum(keep).as_py() if len(keep) else 0
+        if rejected == 0:
+            keep = None
+        elif rejected > len(keep) * _REJECTED_COPY_SHARE:
+            # mostly rejected (a throttled flood): copying the kept text is cheaper than
+            # featurising the rejected
+            ev, keep = ev.filter(keep), None
     if ev.num_rows <= _BLOCK_ROWS:
-        return _features_block(ev, index)
-    # bounded blocks: the text windows of one block stay well inside 32-bit Arrow offsets
-    return pa.concat_tables([
-        _features_block(ev.slice(i, _BLOCK_ROWS), index)
-        for i in range(0, ev.num_rows, _BLOCK_ROWS)
-    ])
+        feats = _features_block(ev, index)
+    else:
+        # bounded blocks: the text windows of one block stay well inside 32-bit offsets
+        feats = pa.concat_tables([
+            _features_block(ev.slice(i, _BLOCK_ROWS), index)
+            for i in range(0, ev.num_rows, _BLOCK_ROWS)
+        ])
+    # a few rejected rows are featurised and dropped here: filtering the events first would
+    # copy every prompt's text, which costs more than the text features of the few
+    return feats if keep is None else feats.filter(keep)
 
 
 def _np(column: pa.ChunkedArray | pa.Array, fill: Any) -> np.ndarray:
