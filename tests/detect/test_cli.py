@@ -71,3 +71,18 @@ def test_saved_detector_round_trip_and_foreign_file(tmp_path: Path, dataset: Pat
     (tmp_path / "x.pkl").write_bytes(pickle.dumps({"version": 999}))
     with pytest.raises(ValueError, match="refit"):
         load_detector(tmp_path / "x.pkl")
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_detect_names_a_bad_window_start(dataset: Path, tmp_path: Path, follow: bool) -> None:
+    model = tmp_path / "det.pkl"
+    ev = pq.read_table(next((dataset / "events").glob("*.parquet")))
+    det = DistillationDetector(use_embeddings=False, link=False)
+    save_detector(det.fit(ev, pq.read_table(dataset / "accounts.parquet")), model)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    args = ["detect", "--config", str(cfg), "--events", str(dataset / "events"),
+            "--detector", str(model), "--no-store", "--since", "last tuesday"]
+    res = CliRunner().invoke(app, args + (["--follow"] if follow else []))
+    assert res.exit_code == 2, res.output
+    assert "since 'last tuesday' is not an ISO-8601 date" in res.output

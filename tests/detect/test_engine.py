@@ -16,6 +16,7 @@ from distillwarden.detect.engine import IncrementalDetection, run_detection
 from distillwarden.detect.scoring import DistillationDetector
 from distillwarden.events.schema import SCHEMA_VERSION
 from distillwarden.events.writer import write_segment
+from distillwarden.store.errors import InvalidInput
 from distillwarden.store.models import Cluster, Finding
 
 from .conftest import TrafficBuilder, attack_prompts, hash_embedder
@@ -160,6 +161,18 @@ def test_schema_drift_missing_optional_columns_still_scores(
 def test_empty_window_gives_no_findings(fast_detector: DistillationDetector, tmp_path: Path) -> None:
     run = run_detection(tmp_path / "nothing", fast_detector, fpr=0.01)
     assert run.events == 0 and run.findings == [] and run.accounts == 0
+
+
+def test_window_bounds_are_parsed_to_utc_and_bad_ones_named(
+    fast_detector: DistillationDetector, tmp_path: Path
+) -> None:
+    run = run_detection(tmp_path / "nothing", fast_detector, fpr=0.01,
+                        since="2026-03-02T02:00:00+02:00", until="2026-03-03")
+    assert run.window_start is not None and run.window_end is not None
+    assert run.window_start.isoformat() == "2026-03-02T00:00:00+00:00"
+    assert run.window_end.isoformat() == "2026-03-03T00:00:00+00:00"
+    with pytest.raises(InvalidInput, match="until 'yesterday' is not an ISO-8601 date"):
+        run_detection(tmp_path / "nothing", fast_detector, fpr=0.01, until="yesterday")
 
 
 def test_last_user_turn_read_only_where_needed(

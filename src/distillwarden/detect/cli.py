@@ -145,10 +145,14 @@ def detect(
             raise typer.Exit(2) from exc
         _print_run(run, as_json)
         return
-    inc = IncrementalDetection(
-        events_dir, det, session_factory=sf, since=since, fpr=fpr,
-        window=timedelta(hours=window_hours) if window_hours else None,
-    )
+    try:
+        inc = IncrementalDetection(
+            events_dir, det, session_factory=sf, since=since, fpr=fpr,
+            window=timedelta(hours=window_hours) if window_hours else None,
+        )
+    except ValueError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     Console(stderr=True).print(f"following {events_dir} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         inc.follow(poll_s=poll, on_run=lambda r: _print_run(r, as_json))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -171,14 +171,15 @@ def run_detection(
     Corrupt or foreign segments are skipped with a logged reason (listed in the result).
     """
     start = time.perf_counter()
+    since, until = normalize_datetime(since, "since"), normalize_datetime(until, "until")
     report = ReadReport()
     events = read_events(events_dir, since=since, until=until, columns=list(DETECT_COLUMNS),
                          report=report)
     if accounts is None and session_factory is not None:
         with session_factory() as session:
             accounts = accounts_from_store(session)
-    ws = _as_dt(since) or _min_ts(events)
-    we = _as_dt(until) or _max_ts(events)
+    ws = since or _min_ts(events)
+    we = until or _max_ts(events)
     findings, clusters, scores, threshold = _score_and_write(
         detector, events, accounts, features=None, fpr=fpr, window_start=ws, window_end=we,
         session_factory=session_factory,
@@ -206,14 +207,6 @@ def read_ahead(items: Iterable[_T], read: Callable[[_T], _R]) -> Iterator[tuple[
             if i + 1 < len(todo):
                 pending = pool.submit(read, todo[i + 1])
             yield item, result
-
-
-def _as_dt(v: datetime | str | None) -> datetime | None:
-    if v is None:
-        return None
-    if isinstance(v, str):
-        v = datetime.fromisoformat(v.replace("Z", "+00:00"))
-    return v if v.tzinfo else v.replace(tzinfo=UTC)
 
 
 def _min_ts(events: pa.Table) -> datetime | None:
@@ -251,7 +244,7 @@ class IncrementalDetection:
         self.events_dir = Path(events_dir)
         self.detector = detector
         self.session_factory = session_factory
-        self.since = _as_dt(since)
+        self.since = normalize_datetime(since, "since")
         self.window = window
         self.accounts = accounts
         self.fpr = fpr
