@@ -58,6 +58,61 @@ def test_evaluation_licence_excuses_judging(
     assert s.statistics[orgs.index("att_judge"), j] > 10.0
 
 
+def _scripted_runs(builder: TrafficBuilder, benign: list[str], licence: str, n: int) -> None:
+    """Labs running one benchmark template, fast and regular."""
+    template = ["Question: " + q[:200] + "\nAnswer with the letter only." for q in benign[:40]]
+    for i in range(n):
+        builder.account(f"lab{i}", template, n=300, mean_gap_s=2.0, regular=True,
+                        licence=licence)
+
+
+def test_an_evaluation_licence_permits_scripted_runs_and_changes_only_its_holders(
+    benign_prompts: list[str],
+) -> None:
+    """Under an evaluation licence, how a harness sends its requests (rate, regular timing,
+    one template) is no evidence (p = 1); under a standard licence the same traffic is. The
+    permission changes its holders' scores only: a detector whose reference labs hold an
+    evaluation licence scores every other account exactly as one whose labs do not."""
+    from distillwarden.detect.signals import EVAL_RUN_SIGNALS
+
+    detectors = {}
+    for licence, labs in (("evaluation-permitted", 4), ("standard", 4), ("none", 0)):
+        ref = TrafficBuilder(21)
+        for i in range(60):
+            ref.account(f"ref{i}", benign_prompts[::2], n=int(15 + ref.rng.integers(80)))
+        _scripted_runs(ref, benign_prompts, licence, labs)
+        detectors[licence] = DistillationDetector(link=False, use_embeddings=False).fit(
+            ref.events(), ref.accounts_table())
+    t = TrafficBuilder(22)
+    for i in range(20):
+        t.account(f"ben{i}", benign_prompts[1::2], n=int(15 + t.rng.integers(80)))
+    t.account("rival", attack_prompts("cot", benign_prompts[1::2]), n=120, mean_gap_s=3.0,
+              regular=True)
+    t.account("lab", ["Question: " + q[:200] + "\nAnswer with the letter only."
+                      for q in benign_prompts[1::2][:40]], n=300, mean_gap_s=2.0,
+              regular=True, licence="evaluation-permitted")
+    t.account("copy", ["Question: " + q[:200] + "\nAnswer with the letter only."
+                       for q in benign_prompts[1::2][:40]], n=300, mean_gap_s=2.0,
+              regular=True)
+    events, accounts = t.events(), t.accounts_table()
+    permitted = detectors["evaluation-permitted"].score_accounts(events, accounts)
+    plain = detectors["standard"].score_accounts(events, accounts)
+    names = permitted.signal_names
+    lab, copy = permitted.org_ids.index("lab"), permitted.org_ids.index("copy")
+    for j, name in enumerate(names):
+        if name in EVAL_RUN_SIGNALS:
+            assert permitted.pvalues[lab, j] == 1.0, name
+    run = [j for j, name in enumerate(names) if name in EVAL_RUN_SIGNALS]
+    assert permitted.pvalues[copy, run].min() < 0.05
+    # against a reference of ordinary accounts, the permitted lab is far less suspicious
+    # than the same traffic without the licence
+    alone = detectors["none"].score_accounts(events, accounts)
+    assert alone.risk[lab] < alone.risk[copy] - 1.0
+    others = [i for i, o in enumerate(permitted.org_ids) if o != "lab"]
+    assert plain.org_ids == permitted.org_ids
+    np.testing.assert_allclose(plain.risk[others], permitted.risk[others], rtol=1e-12)
+
+
 def test_thresholds_are_monotone_in_fpr(fitted: DistillationDetector) -> None:
     t = [fitted.threshold_for_fpr(f) for f in (0.2, 0.05, 0.01, 0.001, 0.0001)]
     assert all(a <= b for a, b in zip(t, t[1:], strict=False))

@@ -70,6 +70,7 @@ from .signals import (
     OPTIONAL_SIGNALS,
     TEXT_SIGNALS,
     account_signals,
+    permitted_signals,
     signal_matrix,
 )
 
@@ -383,8 +384,14 @@ class DistillationDetector:
         # out of fold (5 folds): calibrators and kNN index fitted on 4/5 of the reference
         # score the rest, so the benign risk distribution is not optimistic
         folds = _stable_folds([str(o) for o in sig.column("org_id").to_pylist()], _N_FOLDS)
+        # what a licence permits (an evaluation lab's scripted runs) is evidence of nothing
+        # against its holder (p = 1 when scored), but it is how benign accounts behave: the
+        # calibrators and the kNN reference keep every account's values as they are, so the
+        # permission changes the scores of its holders only
+        permitted = permitted_signals(sig, names)
         oof_p = np.full((len(folds), len(names)), np.nan)
-        oof_d = np.full(len(folds), np.nan)
+        oof_d = np.full(len(folds), np.nan)  # the reference's own spread, for calibration
+        oof_d_scored = np.full(len(folds), np.nan)  # as the held-out accounts are scored
         for f in range(_N_FOLDS):
             part = folds == f
             if not part.any() or part.all():
@@ -392,15 +399,19 @@ class DistillationDetector:
             cals = [_calibrator(name).fit(stats[~part, j]) for j, name in enumerate(names)]
             p_in = np.column_stack([c.pvalue(stats[~part, j]) for j, c in enumerate(cals)])
             p_out = np.column_stack([c.pvalue(stats[part, j]) for j, c in enumerate(cals)])
-            oof_p[part] = p_out
+            z_in = normal_scores(p_in, self.knn_low)
             oof_d[part] = KnnCombiner.knn_distances(
-                normal_scores(p_in, self.knn_low), normal_scores(p_out, self.knn_low),
-                self.knn_k, self.knn_metric
-            )
+                z_in, normal_scores(p_out, self.knn_low), self.knn_k, self.knn_metric)
+            oof_d_scored[part] = oof_d[part]
+            if permitted[part].any():
+                p_out[permitted[part]] = 1.0
+                oof_d_scored[part] = KnnCombiner.knn_distances(
+                    z_in, normal_scores(p_out, self.knn_low), self.knn_k, self.knn_metric)
+            oof_p[part] = p_out
         z_all = normal_scores(self._pvalues(stats), self.knn_low)
         self.combiner_ = KnnCombiner(self.knn_k, self.knn_metric).fit(z_all, oof_d)
         oof = -np.log10(
-            self._mix(oof_p, lambda: self.combiner_.calibrator_.pvalue(oof_d)))
+            self._mix(oof_p, lambda: self.combiner_.calibrator_.pvalue(oof_d_scored)))
         self.benign_risk_ = np.sort(oof[np.isfinite(oof)])
         self.risk_calibrator_ = TailCalibrator(min_scale=0.1).fit(self.benign_risk_)
         if self.link:
@@ -463,6 +474,7 @@ class DistillationDetector:
             linked = early.result() if early is not None else None
         stats = self._statistics(sig, self.signal_names_)
         p = self._pvalues(stats)
+        p[permitted_signals(sig, self.signal_names_)] = 1.0
         p_acc = self._combine(p) if sig.num_rows else np.zeros(0)
         orgs = [str(o) for o in sig.column("org_id").to_pylist()]
         clusters: list[HydraCluster] = []

@@ -8,9 +8,12 @@ reference) come from :mod:`.embedding_signals` and are joined in by the detector
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .features import BOOL_FEATURES
 from .pacing import timing_columns
@@ -18,15 +21,25 @@ from .pacing import timing_columns
 __all__ = [
     "COUNT_SIGNALS",
     "EVAL_LICENCES",
+    "EVAL_RUN_SIGNALS",
     "OPTIONAL_SIGNALS",
     "SHARE_SIGNALS",
     "SIGNAL_DESCRIPTIONS",
     "TEXT_SIGNALS",
     "account_signals",
+    "permitted_signals",
 ]
 
 #: licences under which benchmark and judge traffic is the permitted use, not a violation
 EVAL_LICENCES = frozenset({"evaluation-permitted", "evaluation", "eval", "research-evaluation"})
+#: signals of how an evaluation harness sends its requests (scripted runs of one template per
+#: benchmark): the permitted use of an evaluation licence, so they carry no evidence against
+#: an account under one (:func:`permitted_signals`). Unlike the benchmark and judge shares they
+#: stay defined: they describe the benign population the detector is calibrated on.
+EVAL_RUN_SIGNALS = frozenset({
+    "rate_per_active_hour", "timing_regularity", "peak_rate", "pacing_mix", "hour_entropy",
+    "template_reuse", "near_dup_reuse", "suffix_reuse",
+})
 #: licences under which identity / system-prompt probing is permitted (red teams)
 REDTEAM_LICENCES = frozenset({"redteam-permitted", "redteam", "red-team"})
 
@@ -276,3 +289,19 @@ def signal_matrix(signals: pa.Table, names: tuple[str, ...]) -> np.ndarray:
     if not cols:
         return np.zeros((signals.num_rows, 0))
     return np.column_stack(cols)
+
+
+def permitted_signals(signals: pa.Table, names: Sequence[str]) -> np.ndarray:
+    """Per account (row of ``signals``) and signal of ``names``: whether the account's licence
+    permits what the signal measures (:data:`EVAL_RUN_SIGNALS` under :data:`EVAL_LICENCES`).
+    Such a signal's p-value is taken as 1: its value stays, for the findings."""
+    out = np.zeros((signals.num_rows, len(names)), dtype=bool)
+    cols = [j for j, name in enumerate(names) if name in EVAL_RUN_SIGNALS]
+    if not cols or "licence" not in signals.column_names or signals.num_rows == 0:
+        return out
+    lic = pc.utf8_lower(signals.column("licence").cast(pa.string()))
+    evaluating = pc.fill_null(
+        pc.is_in(lic, value_set=pa.array(sorted(EVAL_LICENCES))), False
+    ).to_numpy(zero_copy_only=False)
+    out[np.ix_(evaluating, cols)] = True
+    return out
