@@ -506,32 +506,27 @@ def per_product(scores: dict[str, float], labels: dict[str, dict[str, Any]],
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", type=Path, default=Path("/tmp/distillwarden-foreign"))
-    ap.add_argument("--seed", type=int, default=20261207)
-    ap.add_argument("--days", type=int, default=7)
-    ap.add_argument("--result", type=Path, default=ROOT / "bench/results/detection_foreign.json")
-    ap.add_argument("--reports", type=Path, default=ROOT / "docs/reports")
-    args = ap.parse_args(argv)
+def evaluate_log(log: Path, *, label: str, reports: Path, report_name: str,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Import an interchange log (``traffic.jsonl``, ``accounts.jsonl``, ``labels.jsonl`` in
+    ``log``) as ``distillwarden evaluate --traffic`` does, evaluate the default detector
+    (no embeddings) on it with the harness; write the harness's report to
+    ``reports/<report_name>.html|json`` and return the summary."""
     from distillwarden.detect.scoring import DistillationDetector
     from distillwarden.evaluate.harness import evaluate
     from distillwarden.evaluate.report import render_html
     from distillwarden.evaluate.splits import split_accounts
     from distillwarden.events.importers import import_dataset
 
-    if not (args.out / "labels.jsonl").exists():
-        print(f"writing foreign traffic to {args.out}", file=sys.stderr, flush=True)
-        write(args.out, args.seed, args.days)
-    with (args.out / "traffic.jsonl").open("rb") as fh:
+    with (log / "traffic.jsonl").open("rb") as fh:
         n_events = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 24), b""))
-    n_accounts = len((args.out / "labels.jsonl").read_text().splitlines())
-    dataset = args.out / "imported"
+    n_accounts = len((log / "labels.jsonl").read_text().splitlines())
+    dataset = log / "imported"
     if not (dataset / "labels.jsonl").exists():
-        # what ``distillwarden evaluate --traffic`` does with a log it is given
-        imported = import_dataset(args.out / "traffic.jsonl", dataset, b"foreign-check",
-                                  accounts_path=args.out / "accounts.jsonl",
-                                  labels_path=args.out / "labels.jsonl")
+        accounts = log / "accounts.jsonl"
+        imported = import_dataset(log / "traffic.jsonl", dataset, label.encode(),
+                                  accounts_path=accounts if accounts.exists() else None,
+                                  labels_path=log / "labels.jsonl")
         print(imported.summary(), file=sys.stderr)
     rec = _Recording(DistillationDetector(use_embeddings=False))
     report = evaluate({"distillwarden": rec}, dataset, fprs=(0.001, 0.01),
@@ -542,8 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     split = split_accounts(labels)
     det = full["detectors"][0]
     result = {
-        "generator": {"seed": args.seed, "days": args.days, "events": n_events,
-                      "accounts": n_accounts},
+        "generator": {**(extra or {}), "events": n_events, "accounts": n_accounts},
         "split": full["split"], "attackers": full["attackers"],
         "roc_auc": det["roc_auc"], "tpr": det["tpr"], "tpr_pure": det["tpr_pure"],
         "tpr_hydra": det["tpr_hydra"], "benign_fpr": det["benign_fpr"],
@@ -553,12 +547,29 @@ def main(argv: list[str] | None = None) -> int:
         "thresholds": det["thresholds"],
         "benign_flagged_by_product": per_product(rec.scores or {}, labels, split.test_benign,
                                                  det["thresholds"]),
-        "wording_flagged": wording_flagged(),
     }
-    args.reports.mkdir(parents=True, exist_ok=True)
-    (args.reports / "foreign.json").write_text(
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{report_name}.json").write_text(
         json.dumps(report.as_dict(with_curves=True), indent=1, default=str))
-    (args.reports / "foreign.html").write_text(render_html(report), encoding="utf-8")
+    (reports / f"{report_name}.html").write_text(render_html(report), encoding="utf-8")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/distillwarden-foreign"))
+    ap.add_argument("--seed", type=int, default=20261207)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--result", type=Path, default=ROOT / "bench/results/detection_foreign.json")
+    ap.add_argument("--reports", type=Path, default=ROOT / "docs/reports")
+    args = ap.parse_args(argv)
+    if not (args.out / "labels.jsonl").exists():
+        print(f"writing foreign traffic to {args.out}", file=sys.stderr, flush=True)
+        write(args.out, args.seed, args.days)
+    result = evaluate_log(args.out, label="foreign-check", reports=args.reports,
+                          report_name="foreign",
+                          extra={"seed": args.seed, "days": args.days})
+    result["wording_flagged"] = wording_flagged()
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))

@@ -70,7 +70,9 @@ def test_an_evaluation_licence_permits_scripted_runs_and_changes_only_its_holder
     benign_prompts: list[str],
 ) -> None:
     """Under an evaluation licence, how a harness sends its requests (rate, regular timing,
-    one template) is no evidence (p = 1); under a standard licence the same traffic is. The
+    one template) is no evidence (undefined, like a signal without enough requests: not
+    p = 1, which would count against the other signals); under a standard licence the same
+    traffic is. The
     permission changes its holders' scores only: a detector whose reference labs hold an
     evaluation licence scores every other account exactly as one whose labs do not."""
     from distillwarden.detect.signals import EVAL_RUN_SIGNALS
@@ -101,7 +103,9 @@ def test_an_evaluation_licence_permits_scripted_runs_and_changes_only_its_holder
     lab, copy = permitted.org_ids.index("lab"), permitted.org_ids.index("copy")
     for j, name in enumerate(names):
         if name in EVAL_RUN_SIGNALS:
-            assert permitted.pvalues[lab, j] == 1.0, name
+            assert np.isnan(permitted.pvalues[lab, j]), name
+        else:
+            assert np.isfinite(permitted.pvalues[lab, j]) or name.startswith("emb"), name
     run = [j for j, name in enumerate(names) if name in EVAL_RUN_SIGNALS]
     assert permitted.pvalues[copy, run].min() < 0.05
     # against a reference of ordinary accounts, the permitted lab is far less suspicious

@@ -384,10 +384,11 @@ class DistillationDetector:
         # out of fold (5 folds): calibrators and kNN index fitted on 4/5 of the reference
         # score the rest, so the benign risk distribution is not optimistic
         folds = _stable_folds([str(o) for o in sig.column("org_id").to_pylist()], _N_FOLDS)
-        # what a licence permits (an evaluation lab's scripted runs) is evidence of nothing
-        # against its holder (p = 1 when scored), but it is how benign accounts behave: the
-        # calibrators and the kNN reference keep every account's values as they are, so the
-        # permission changes the scores of its holders only
+        # what a licence permits (an evaluation lab's scripted runs) is no evidence against its
+        # holder (the signal is undefined when it is scored: left out of the combination, 0
+        # in the kNN space), but it is how benign accounts behave: the calibrators and the
+        # kNN reference keep every account's values, so the permission changes the scores of
+        # its holders only
         permitted = permitted_signals(sig, names)
         oof_p = np.full((len(folds), len(names)), np.nan)
         oof_d = np.full(len(folds), np.nan)  # the reference's own spread, for calibration
@@ -404,7 +405,7 @@ class DistillationDetector:
                 z_in, normal_scores(p_out, self.knn_low), self.knn_k, self.knn_metric)
             oof_d_scored[part] = oof_d[part]
             if permitted[part].any():
-                p_out[permitted[part]] = 1.0
+                p_out[permitted[part]] = np.nan
                 oof_d_scored[part] = KnnCombiner.knn_distances(
                     z_in, normal_scores(p_out, self.knn_low), self.knn_k, self.knn_metric)
             oof_p[part] = p_out
@@ -474,7 +475,7 @@ class DistillationDetector:
             linked = early.result() if early is not None else None
         stats = self._statistics(sig, self.signal_names_)
         p = self._pvalues(stats)
-        p[permitted_signals(sig, self.signal_names_)] = 1.0
+        p[permitted_signals(sig, self.signal_names_)] = np.nan
         p_acc = self._combine(p) if sig.num_rows else np.zeros(0)
         orgs = [str(o) for o in sig.column("org_id").to_pylist()]
         clusters: list[HydraCluster] = []

@@ -294,7 +294,9 @@ def signal_matrix(signals: pa.Table, names: tuple[str, ...]) -> np.ndarray:
 def permitted_signals(signals: pa.Table, names: Sequence[str]) -> np.ndarray:
     """Per account (row of ``signals``) and signal of ``names``: whether the account's licence
     permits what the signal measures (:data:`EVAL_RUN_SIGNALS` under :data:`EVAL_LICENCES`).
-    Such a signal's p-value is taken as 1: its value stays, for the findings."""
+    Such a signal is undefined when the account is scored (no evidence either way: left out
+    of the combination, like a signal without enough requests); its value stays, for the
+    findings."""
     out = np.zeros((signals.num_rows, len(names)), dtype=bool)
     cols = [j for j, name in enumerate(names) if name in EVAL_RUN_SIGNALS]
     if not cols or "licence" not in signals.column_names or signals.num_rows == 0:
