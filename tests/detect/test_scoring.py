@@ -58,23 +58,27 @@ def test_evaluation_licence_excuses_judging(
     assert s.statistics[orgs.index("att_judge"), j] > 10.0
 
 
+#: how an evaluation harness asks: log-probabilities of the choices, several samples per item
+_HARNESS = {"logprobs": True, "top_logprobs": 5, "n": 4}
+
+
 def _scripted_runs(builder: TrafficBuilder, benign: list[str], licence: str, n: int) -> None:
     """Labs running one benchmark template, fast and regular."""
     template = ["Question: " + q[:200] + "\nAnswer with the letter only." for q in benign[:40]]
     for i in range(n):
         builder.account(f"lab{i}", template, n=300, mean_gap_s=2.0, regular=True,
-                        licence=licence)
+                        licence=licence, extra=_HARNESS)
 
 
 def test_an_evaluation_licence_permits_scripted_runs_and_changes_only_its_holders(
     benign_prompts: list[str],
 ) -> None:
-    """Under an evaluation licence, how a harness sends its requests (rate, regular timing,
-    one template) is no evidence (undefined, like a signal without enough requests: not
-    p = 1, which would count against the other signals); under a standard licence the same
-    traffic is. The
-    permission changes its holders' scores only: a detector whose reference labs hold an
-    evaluation licence scores every other account exactly as one whose labs do not."""
+    """Under an evaluation licence, how a harness runs (rate, regular timing, one template,
+    logprobs, several samples) is no evidence (undefined, like a signal without enough
+    requests: not p = 1, which would count against the other signals); under a standard
+    licence the same traffic is. The permission changes its holders' scores only: a detector
+    whose reference labs hold an evaluation licence scores every other account exactly as one
+    whose labs do not."""
     from distillwarden.detect.signals import EVAL_RUN_SIGNALS
 
     detectors = {}
@@ -92,10 +96,10 @@ def test_an_evaluation_licence_permits_scripted_runs_and_changes_only_its_holder
               regular=True)
     t.account("lab", ["Question: " + q[:200] + "\nAnswer with the letter only."
                       for q in benign_prompts[1::2][:40]], n=300, mean_gap_s=2.0,
-              regular=True, licence="evaluation-permitted")
+              regular=True, licence="evaluation-permitted", extra=_HARNESS)
     t.account("copy", ["Question: " + q[:200] + "\nAnswer with the letter only."
                        for q in benign_prompts[1::2][:40]], n=300, mean_gap_s=2.0,
-              regular=True)
+              regular=True, extra=_HARNESS)
     events, accounts = t.events(), t.accounts_table()
     permitted = detectors["evaluation-permitted"].score_accounts(events, accounts)
     plain = detectors["standard"].score_accounts(events, accounts)

@@ -32,13 +32,15 @@ __all__ = [
 
 #: licences under which benchmark and judge traffic is the permitted use, not a violation
 EVAL_LICENCES = frozenset({"evaluation-permitted", "evaluation", "eval", "research-evaluation"})
-#: signals of how an evaluation harness sends its requests (scripted runs of one template per
-#: benchmark): the permitted use of an evaluation licence, so they carry no evidence against
-#: an account under one (:func:`permitted_signals`). Unlike the benchmark and judge shares they
-#: stay defined: they describe the benign population the detector is calibrated on.
+#: signals of how an evaluation harness runs (scripted runs of one template per benchmark;
+#: log-probabilities to score multiple-choice items, as lm-evaluation-harness does; several
+#: samples per item for pass@k): the permitted use of an evaluation licence, so they carry no
+#: evidence against an account under one (:func:`permitted_signals`). Unlike the benchmark and
+#: judge shares they stay defined: they describe the benign population the detector is
+#: calibrated on.
 EVAL_RUN_SIGNALS = frozenset({
     "rate_per_active_hour", "timing_regularity", "peak_rate", "pacing_mix", "hour_entropy",
-    "template_reuse", "near_dup_reuse", "suffix_reuse",
+    "template_reuse", "near_dup_reuse", "suffix_reuse", "share_logprobs", "share_multi_n",
 })
 #: licences under which identity / system-prompt probing is permitted (red teams)
 REDTEAM_LICENCES = frozenset({"redteam-permitted", "redteam", "red-team"})
