@@ -28,11 +28,13 @@ from .lexicons import CUE_PHRASES, CUE_RULES, LEXICONS
 
 __all__ = ["match_cues", "words_of"]
 
+# the hash constants, read by the Python reference and the compiled pass alike
 _MASK64 = (1 << 64) - 1
 _SEED = 5381
 _MIX = 0xFF51AFD7ED558CCD
 _PAIR_MUL = 0x9E3779B97F4A7C15
 _DEBRUIJN = 0x03F79D71B4CA8B09
+_SLOT_SHIFT = 29  # a key's first slot: (h ^ h >> 29) masked to the table
 _FLAGS = tuple(LEXICONS)
 
 
@@ -129,7 +131,7 @@ _CLASS[[ord(c) for c in ".!?;\n"]] = 2
 
 
 def _slot(h: int, size: int) -> int:
-    return ((h ^ (h >> 29)) & _MASK64) & (size - 1)
+    return ((h ^ (h >> _SLOT_SHIFT)) & _MASK64) & (size - 1)
 
 
 #: the pass reads a text's first and last bytes: instructions sit at either end of a prompt,
@@ -146,7 +148,7 @@ for _i in range(64):
 def _lookup(keys: np.ndarray, h: np.uint64) -> np.int64:
     """The slot of ``h`` in the table, or -1."""
     mask = np.uint64(len(keys) - 1)
-    i = (h ^ (h >> np.uint64(29))) & mask
+    i = (h ^ (h >> np.uint64(_SLOT_SHIFT))) & mask
     while keys[i] != np.uint64(0):
         if keys[i] == h:
             return np.int64(i)
@@ -162,7 +164,7 @@ def _words(
     """The words of ``data[s:e]``: each one's (unmixed) hash and clause number, in order;
     how many. Written without branches on the bytes (word boundaries are unpredictable),
     each step stores unconditionally and advances the count by the boundary flag."""
-    seed = np.uint64(5381)
+    seed = np.uint64(_SEED)
     h = seed
     m = 0
     clause = 0
@@ -193,9 +195,9 @@ def _scan(
     never = np.int64(-(1 << 40))
     last_left = np.full(n_rules, never, np.int64)
     last_right = np.full(n_rules, never, np.int64)
-    pair_mul = np.uint64(0x9E3779B97F4A7C15)
-    mix = np.uint64(0xFF51AFD7ED558CCD)
-    debruijn = np.uint64(0x03F79D71B4CA8B09)
+    pair_mul = np.uint64(_PAIR_MUL)
+    mix = np.uint64(_MIX)
+    debruijn = np.uint64(_DEBRUIJN)
     longest = head + tail
     hashes = np.empty(longest // 2 + 2, np.uint64)
     clauses = np.empty(longest // 2 + 2, np.int64)
