@@ -123,8 +123,18 @@ def detect(
     """Score accounts in a window of the event log and store findings with evidence."""
     if ctx.invoked_subcommand is not None:
         return
+    from distillwarden._cli_common import fail
+    from distillwarden.store.errors import InvalidInput
+    from distillwarden.store.validation import normalize_datetime
+
     from .engine import IncrementalDetection, run_detection
 
+    # the window's bounds first: a bad one is named before the detector is loaded
+    try:
+        window_start = normalize_datetime(since, "since")
+        window_end = normalize_datetime(until, "until")
+    except InvalidInput as exc:
+        raise fail(str(exc), 2) from exc
     logging.basicConfig(level=logging.WARNING)
     settings = _settings(config)
     events_dir = events or settings.effective_events_dir
@@ -138,21 +148,17 @@ def detect(
     det = _detector(settings, detector, no_embeddings)
     if not follow:
         try:
-            run = run_detection(events_dir, det, session_factory=sf, since=since, until=until,
-                                fpr=fpr)
+            run = run_detection(events_dir, det, session_factory=sf, since=window_start,
+                                until=window_end, fpr=fpr)
         except ValueError as exc:
             Console(stderr=True).print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         _print_run(run, as_json)
         return
-    try:
-        inc = IncrementalDetection(
-            events_dir, det, session_factory=sf, since=since, fpr=fpr,
-            window=timedelta(hours=window_hours) if window_hours else None,
-        )
-    except ValueError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    inc = IncrementalDetection(
+        events_dir, det, session_factory=sf, since=window_start, fpr=fpr,
+        window=timedelta(hours=window_hours) if window_hours else None,
+    )
     Console(stderr=True).print(f"following {events_dir} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         inc.follow(poll_s=poll, on_run=lambda r: _print_run(r, as_json))
