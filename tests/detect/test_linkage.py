@@ -325,3 +325,62 @@ def test_signup_times_all_on_one_day_are_not_signup_times(caplog: pytest.LogCapt
     burst = pa.table({"org_id": orgs, "created": [
         day + timedelta(minutes=i) if i < 8 else day - timedelta(days=40 * i) for i in range(40)]})
     assert _signup_tokens(burst, pa.array(orgs)) is not None
+
+
+def _shifts(
+    t: TrafficBuilder, org: str, prompts: list[str], hours: list[int], *, days: int = 7,
+    share: float = 0.6, payment: str | None = None, channel: str = "direct",
+) -> None:
+    """``org`` works a random ``share`` of the shifts starting at each of ``hours`` (UTC) on
+    each of ``days`` days, a few requests per shift."""
+    from datetime import timedelta
+
+    from .conftest import T0
+
+    for day in range(days):
+        for h in hours:
+            if t.rng.random() < share:
+                t.account(org, prompts, n=4, start=T0 + timedelta(days=day, hours=h),
+                          mean_gap_s=300.0, payment=payment, channel=channel,
+                          ua=f"ua_{org}")
+
+
+def _unique_rows(t: TrafficBuilder) -> tuple[pa.Table, pa.Table]:
+    for i, row in enumerate(t.rows):
+        row["event_id"] = f"evt_{i:06d}"
+    t.accounts = list({a["org_id"]: a for a in t.accounts}.values())
+    return request_features(t.events()), t.accounts_table()
+
+
+@pytest.mark.parametrize("case", ["same_night_shifts", "other_shifts", "common_shifts"])
+def test_groups_keeping_one_operators_shifts_merge(benign_prompts: list[str], case: str) -> None:
+    # two groups, each linked inside by its own card, send the same templates: not enough to
+    # merge them. Working the same night shifts (each member a random third of them, so no
+    # two members share a timing band) they are one operator's; not when they keep different
+    # hours, nor when the hours they share are the ones the benign accounts keep
+    ref = TrafficBuilder(3)
+    for i in range(80):
+        start_hours = sorted(ref.rng.choice(20, 2, replace=False).tolist())
+        _shifts(ref, f"ref{i}", benign_prompts, start_hours, share=0.5)
+    linker = HydraLinker(threshold=5.0).fit(*_unique_rows(ref))
+    ds = attack_prompts("dataset", benign_prompts, k=2)
+    t = TrafficBuilder(7)
+    night, day = [1, 3, 5], [10, 12, 14]
+    shifts_a = day if case == "common_shifts" else night
+    shifts_b = {"same_night_shifts": night, "other_shifts": [17, 19, 21],
+                "common_shifts": day}[case]
+    for g, shifts in (("A", shifts_a), ("B", shifts_b)):
+        for j in range(5):
+            _shifts(t, f"{g}{j}", ds, shifts, share=0.35, payment=f"card_{g}")
+    for i in range(60):
+        _shifts(t, f"ben{i}", benign_prompts, day, share=0.5)
+    feats, accounts = _unique_rows(t)
+    group_a, group_b = [f"A{j}" for j in range(5)], [f"B{j}" for j in range(5)]
+    apart = HydraLinker(threshold=5.0, synchrony=False)
+    apart.__dict__.update({k: v for k, v in vars(linker).items() if k.endswith("_")})
+    assert sorted(sorted(c.members) for c in apart.link(feats, accounts)) == [group_a, group_b]
+    got = sorted(sorted(c.members) for c in linker.link(feats, accounts))
+    if case == "same_night_shifts":
+        assert got == [group_a + group_b]
+    else:
+        assert got == [group_a, group_b]

@@ -14,7 +14,11 @@ so is the sign-up day, which counts only against a cluster that signed up in a b
 least ``BURST_SHARE`` of its members on that day) and never between two accounts.
 Accounts left alone after linking are attached to a cluster when their evidence against the
 cluster's pooled tokens reaches the threshold, and clusters whose pooled tokens link them are
-merged (``attach=True`` does both). Pooled evidence is discounted by how many distinct tokens
+merged (``attach=True`` does both). Two clusters that already share a token also weigh their
+shared schedule (``synchrony=True``): the hours in which two or more members of each were
+active, against the schedules of random groups of the window's other accounts. One
+operator's accounts each work a random part of its shifts, so no two of them share a timing
+band, but its groups together keep the same shifts. Pooled evidence is discounted by how many distinct tokens
 of a kind the pool holds (a stranger matches one of a big cluster's many client versions or
 timing bands by chance more often than one account's), identity tokens (network, client,
 card, template, fingerprint) weigh at least their own rarity among benign reference
@@ -41,7 +45,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 __all__ = ["DEFAULT_WEIGHTS", "HydraCluster", "HydraLinker", "evidence_tokens"]
@@ -79,6 +83,10 @@ _TOKEN_SCHEMA = pa.schema(
     [("org_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
 _TIME_HASHES = 16
 _TIME_BAND = 4
+#: a cluster's pooled schedule counts as evidence from this many hours on
+_MIN_POOLED_HOURS = 3
+#: random groups of accounts drawn as the null of a shared schedule
+_SYNC_DRAWS = 199
 _EMB_BITS = 12
 _EMB_BANDS = 4
 
@@ -224,6 +232,25 @@ def _pool_holders(
     return np.where(signup, np.maximum(least, np.ceil(BURST_SHARE * sizes)), least)
 
 
+def _active_hours(features: pa.Table, orgs: list[str]) -> csr_matrix:
+    """Accounts (in ``orgs`` order) by hours of the window: 1 where the account sent a
+    request in that hour."""
+    org = features.column("org_id")
+    idx = pc.index_in(org, value_set=pa.array(orgs, org.type))
+    known = pc.is_valid(idx)
+    row = idx.filter(known).to_numpy(zero_copy_only=False).astype(np.int64)
+    ts = features.column("ts").filter(known)
+    per_hour = 3600 * {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[ts.type.unit]
+    hour = ts.cast(pa.int64()).to_numpy(zero_copy_only=False) // per_hour
+    if not len(hour):
+        return csr_matrix((len(orgs), 1))
+    hour = hour - hour.min()
+    m = csr_matrix((np.ones(len(row)), (row, hour)), shape=(len(orgs), int(hour.max()) + 1))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
 def _emb_tokens(centroids: dict[str, np.ndarray], seed: int) -> list[tuple[str, str, str]]:
     """SimHash bands of embedding centroids (centred on the mean centroid)."""
     if len(centroids) < 2:
@@ -355,6 +382,7 @@ class HydraLinker:
         channel_cap: float = 2.0,
         signup_cap: float = 2.0,
         attach: bool = True,
+        synchrony: bool = True,
         margin: float = 0.5,
         seed: int = 0,
     ) -> None:
@@ -367,6 +395,7 @@ class HydraLinker:
         self.channel_cap = channel_cap
         self.signup_cap = signup_cap
         self.attach = attach
+        self.synchrony = synchrony
         self.margin = margin
         self.seed = seed
 
@@ -567,7 +596,8 @@ class HydraLinker:
         if self.attach:
             attached = self._attach(labels, groups, n, tau)
             ties[attached != labels] += 2  # pooled evidence: at least two members' tokens
-            labels = self._merge(attached, groups, n, tau)
+            hours = _active_hours(features, orgs) if self.synchrony else None
+            labels = self._merge(attached, groups, n, tau, hours)
         sizes = np.bincount(labels)
         single = {int(i): float(heaviest[i]) for i in np.flatnonzero(ties == 1)}
         return self._clusters(orgs, labels, sizes, tokens, edge_w, tau, single)
@@ -681,12 +711,15 @@ class HydraLinker:
         return np.maximum(acct, 1.0), np.maximum(pool, 1.0), typical
 
     def _merge(
-        self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float
+        self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float,
+        hours: csr_matrix | None = None,
     ) -> np.ndarray:
         """Merge clusters whose pooled evidence links them: the tokens held by at least two
-        members of each (one for a two-member cluster), weighed like ``_attach`` does. One
-        operator's accounts often form several components that no single pair of accounts
-        joins, though the groups plainly share a payment card, a network or a channel."""
+        members of each (one for a two-member cluster), weighed like ``_attach`` does, and,
+        given each account's active ``hours`` (:func:`_active_hours`), the clusters'
+        shared schedule (:meth:`_synchrony`). One operator's accounts often form several
+        components that no single pair of accounts joins, though the groups plainly share a
+        payment card, a network, a channel or their working hours."""
         sizes = np.bincount(labels, minlength=n)
         if (np.bincount(labels[sizes[labels] >= 2]) > 0).sum() < 2:
             return labels
@@ -714,12 +747,67 @@ class HydraLinker:
         _acct, pool, typical = self._token_counts(groups, labels, n, np.minimum(2, sizes))
         upair, total = self._pooled(rows_a, rows_b, rows_k, rows_w, n, pool, pool, typical,
                                     between="clusters")
+        if hours is not None:
+            # only where the schedule can decide: short of the threshold by at most its cap
+            near = (total < tau) & (total >= tau - self._weights()["time"][-1])
+            if near.any():
+                total = total.copy()
+                total[near] += self._synchrony(hours, labels, *np.divmod(upair[near], n))
         strong = upair[total >= tau]
         if not len(strong):
             return labels
         graph = coo_matrix((np.ones(len(strong)), (strong // n, strong % n)), shape=(n, n))
         _ncomp, merged = connected_components(graph, directed=False)
         return np.asarray(merged[labels])
+
+    def _synchrony(
+        self, hours: csr_matrix, labels: np.ndarray, a: np.ndarray, b: np.ndarray
+    ) -> np.ndarray:
+        """Evidence that clusters ``a[i]`` and ``b[i]`` keep one operator's schedule.
+
+        A group's schedule is the hours in which at least two of its members were active
+        (clusters of three or more members, with at least ``_MIN_POOLED_HOURS`` such hours).
+        Two clusters' schedules have Jaccard similarity ``J``. The null is the window's
+        other accounts drawn at random in groups of the other cluster's size
+        (``_SYNC_DRAWS`` groups, seeded by the pair): ``q`` is the (+1 smoothed) share of those groups
+        whose schedule is at least ``J`` similar to the cluster's. The pair weighs ``-log10``
+        of the larger ``q`` of the two directions: where the window's accounts keep the
+        same hours (office hours, all day), any group of them matches, and the shared
+        schedule says little. Capped at the strongest timing evidence of the benign null
+        (every MinHash band shared)."""
+        out = np.zeros(len(a))
+        sizes = np.bincount(labels, minlength=hours.shape[0])
+        cap = self._weights()["time"][-1]
+        schedules: dict[int, np.ndarray] = {}
+        for c in np.unique(np.concatenate([a, b])).tolist():
+            if sizes[c] >= 3:
+                schedule = np.asarray(hours[labels == c].sum(axis=0)).ravel() >= 2
+                if schedule.sum() >= _MIN_POOLED_HOURS:
+                    schedules[c] = schedule
+        for i, (ca, cb) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+            if ca not in schedules or cb not in schedules:
+                continue
+            sa, sb = schedules[ca], schedules[cb]
+            j_obs = float((sa & sb).sum()) / float((sa | sb).sum())
+            others = np.flatnonzero((labels != ca) & (labels != cb))
+            if j_obs <= 0.0 or len(others) < max(sizes[ca], sizes[cb]):
+                continue
+            q = 0.0
+            # seeded by the pair: its draws do not depend on which other pairs are weighed
+            rng = np.random.default_rng([self.seed, ca, cb])
+            for target, size in ((sa, int(sizes[cb])), (sb, int(sizes[ca]))):
+                draws = np.stack([rng.choice(others, size, replace=False)
+                                  for _ in range(_SYNC_DRAWS)])
+                group = csr_matrix((np.ones(draws.size), (np.repeat(
+                    np.arange(_SYNC_DRAWS), size), draws.ravel())),
+                    shape=(_SYNC_DRAWS, hours.shape[0]))
+                pooled = (group @ hours).toarray() >= 2
+                inter = (pooled & target).sum(axis=1)
+                union = (pooled | target).sum(axis=1)
+                j = inter / np.maximum(union, 1)
+                q = max(q, (float((j >= j_obs).sum()) + 1.0) / (_SYNC_DRAWS + 1.0))
+            out[i] = min(-np.log10(q), cap)
+        return out
 
     def _clusters(
         self,
