@@ -384,3 +384,19 @@ def test_groups_keeping_one_operators_shifts_merge(benign_prompts: list[str], ca
         assert got == [group_a + group_b]
     else:
         assert got == [group_a, group_b]
+
+
+def test_active_hours_marks_each_accounts_hours_of_the_window() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from distillwarden.detect.linkage import _active_hours
+
+    t0 = datetime(2026, 1, 1, 5, 10, tzinfo=UTC)
+    ts = [t0, t0, t0 + timedelta(hours=2), t0, t0 + timedelta(minutes=40)]
+    feats = pa.table({
+        "org_id": pa.array(["a", "b", "a", "c", "a"]).dictionary_encode(),
+        "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
+    })
+    # hours counted from the window's first; "c" is not asked for; 05:50 is still hour 5
+    got = _active_hours(feats, ["a", "b"]).toarray()
+    assert got.tolist() == [[1, 0, 1], [1, 0, 0]]

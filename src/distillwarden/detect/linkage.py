@@ -235,8 +235,8 @@ def _pool_holders(
 def _active_hours(features: pa.Table, orgs: list[str]) -> csr_matrix:
     """Accounts (in ``orgs`` order) by hours of the window: 1 where the account sent a
     request in that hour."""
-    org = features.column("org_id")
-    idx = pc.index_in(org, value_set=pa.array(orgs, org.type))
+    org = features.column("org_id").cast(pa.string())
+    idx = pc.index_in(org, value_set=pa.array(orgs, pa.string()))
     known = pc.is_valid(idx)
     row = idx.filter(known).to_numpy(zero_copy_only=False).astype(np.int64)
     ts = features.column("ts").filter(known)
