@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from distillwarden.detect.combination import KnnCombiner, normal_scores, one_sided_scores
+from distillwarden.detect.combination import KnnCombiner, normal_scores
 
 
 @given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=30), st.floats(0.0, 6.0))
@@ -16,7 +16,6 @@ def test_normal_scores_are_floored_and_ordered(p: list[float], low: float) -> No
     assert np.all(z >= -low - 1e-12)
     order = np.argsort(p, kind="stable")
     assert np.all(np.diff(z[order]) <= 1e-9)  # smaller p, larger score
-    np.testing.assert_array_equal(one_sided_scores(np.array(p)), normal_scores(np.array(p), 0))
 
 
 def test_normal_scores_centre_and_undefined() -> None:

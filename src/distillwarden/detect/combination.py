@@ -33,8 +33,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from .calibration import TailCalibrator, cauchy_combine, fisher_combine
 
-__all__ = ["COMBINATIONS", "KNN_METRICS", "KnnCombiner", "either", "normal_scores",
-           "one_sided_scores"]
+__all__ = ["COMBINATIONS", "KNN_METRICS", "KnnCombiner", "either", "normal_scores"]
 
 COMBINATIONS = ("knn+cauchy", "knn", "cauchy", "fisher")
 
@@ -45,11 +44,6 @@ def normal_scores(p: np.ndarray, low: float = 0.0) -> np.ndarray:
     (NaN) score 0."""
     q = np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=0.5), 1e-300, 1 - 1e-12)
     return np.maximum(norm.isf(q), -float(low))
-
-
-def one_sided_scores(p: np.ndarray) -> np.ndarray:
-    """``max(Φ⁻¹(1 - p), 0)`` per entry: the suspicious side only."""
-    return normal_scores(p, 0.0)
 
 
 #: distances the kNN novelty may use (scikit-learn metric names)
