@@ -379,11 +379,17 @@ def test_groups_keeping_one_operators_shifts_merge(benign_prompts: list[str], ca
     apart = HydraLinker(threshold=5.0, synchrony=False)
     apart.__dict__.update({k: v for k, v in vars(linker).items() if k.endswith("_")})
     assert sorted(sorted(c.members) for c in apart.link(feats, accounts)) == [group_a, group_b]
-    got = sorted(sorted(c.members) for c in linker.link(feats, accounts))
+    clusters = linker.link(feats, accounts)
+    got = sorted(sorted(c.members) for c in clusters)
     if case == "same_night_shifts":
         assert got == [group_a + group_b]
+        # the cluster names the schedule that joined its groups: the night shifts' hours
+        schedule = clusters[0].evidence["shared"]["schedule"]
+        assert 0 < schedule["weight"] <= linker.weights_["time"][-1]
+        assert schedule["hours"] >= 7  # the shifts of a week that two members of a group work
     else:
         assert got == [group_a, group_b]
+        assert not any("schedule" in c.evidence["shared"] for c in clusters)
 
 
 def test_active_hours_marks_each_accounts_hours_of_the_window() -> None:

@@ -593,14 +593,19 @@ class HydraLinker:
             heaviest[b] = max(heaviest[b], w)
         graph = coo_matrix((np.ones(len(ei)), (ei, ej)), shape=(n, n))
         _ncomp, labels = connected_components(graph, directed=False)
+        schedule: dict[int, dict[str, Any]] = {}
         if self.attach:
             attached = self._attach(labels, groups, n, tau)
             ties[attached != labels] += 2  # pooled evidence: at least two members' tokens
             hours = _active_hours(features, orgs) if self.synchrony else None
-            labels = self._merge(attached, groups, n, tau, hours)
+            labels, joined = self._merge(attached, groups, n, tau, hours)
+            if hours is not None:
+                for lab, w in joined.items():
+                    hours_kept = np.asarray(hours[labels == lab].sum(axis=0)).ravel() >= 2
+                    schedule[lab] = {"hours": int(hours_kept.sum()), "weight": round(w, 3)}
         sizes = np.bincount(labels)
         single = {int(i): float(heaviest[i]) for i in np.flatnonzero(ties == 1)}
-        return self._clusters(orgs, labels, sizes, tokens, edge_w, tau, single)
+        return self._clusters(orgs, labels, sizes, tokens, edge_w, tau, single, schedule)
 
     def _attach(
         self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float
@@ -713,16 +718,17 @@ class HydraLinker:
     def _merge(
         self, labels: np.ndarray, groups: list[tuple[str, str, np.ndarray]], n: int, tau: float,
         hours: csr_matrix | None = None,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, dict[int, float]]:
         """Merge clusters whose pooled evidence links them: the tokens held by at least two
         members of each (one for a two-member cluster), weighed like ``_attach`` does, and,
         given each account's active ``hours`` (:func:`_active_hours`), the clusters'
         shared schedule (:meth:`_synchrony`). One operator's accounts often form several
         components that no single pair of accounts joins, though the groups plainly share a
-        payment card, a network, a channel or their working hours."""
+        payment card, a network, a channel or their working hours. Returns the labels and,
+        per merged label, the largest schedule weight a merge into it needed."""
         sizes = np.bincount(labels, minlength=n)
         if (np.bincount(labels[sizes[labels] >= 2]) > 0).sum() < 2:
-            return labels
+            return labels, {}
         rows_a: list[np.ndarray] = []
         rows_b: list[np.ndarray] = []
         rows_k: list[np.ndarray] = []
@@ -743,22 +749,28 @@ class HydraLinker:
             rows_k.append(np.full(len(i), KIND_CODE[kind], np.int64))
             rows_w.append(np.full(len(i), self._token_weight(kind, value)))
         if not rows_a:
-            return labels
+            return labels, {}
         _acct, pool, typical = self._token_counts(groups, labels, n, np.minimum(2, sizes))
         upair, total = self._pooled(rows_a, rows_b, rows_k, rows_w, n, pool, pool, typical,
                                     between="clusters")
+        sync = np.zeros(len(upair))
         if hours is not None:
             # only where the schedule can decide: short of the threshold by at most its cap
             near = (total < tau) & (total >= tau - self._weights()["time"][-1])
             if near.any():
-                total = total.copy()
-                total[near] += self._synchrony(hours, labels, *np.divmod(upair[near], n))
-        strong = upair[total >= tau]
-        if not len(strong):
-            return labels
-        graph = coo_matrix((np.ones(len(strong)), (strong // n, strong % n)), shape=(n, n))
+                sync[near] = self._synchrony(hours, labels, *np.divmod(upair[near], n))
+        strong = total + sync >= tau
+        if not strong.any():
+            return labels, {}
+        pairs = upair[strong]
+        graph = coo_matrix((np.ones(len(pairs)), (pairs // n, pairs % n)), shape=(n, n))
         _ncomp, merged = connected_components(graph, directed=False)
-        return np.asarray(merged[labels])
+        joined: dict[int, float] = {}
+        for key, w in zip(upair[strong & (total < tau)].tolist(),
+                          sync[strong & (total < tau)].tolist(), strict=True):
+            lab = int(merged[key // n])
+            joined[lab] = max(joined.get(lab, 0.0), float(w))
+        return np.asarray(merged[labels]), joined
 
     def _synchrony(
         self, hours: csr_matrix, labels: np.ndarray, a: np.ndarray, b: np.ndarray
@@ -818,6 +830,7 @@ class HydraLinker:
         edge_w: dict[tuple[int, int], float],
         tau: float,
         single: dict[int, float],
+        schedule: dict[int, dict[str, Any]] | None = None,
     ) -> list[HydraCluster]:
         comp_members: dict[int, list[int]] = {}
         for idx, lab in enumerate(labels):
@@ -848,6 +861,10 @@ class HydraLinker:
                     shared[kind] = {
                         "value": value[:16], "members_sharing": c, "share": c / len(members)
                     }
+            if schedule and lab in schedule:
+                # groups joined by keeping one schedule: its hours and the largest weight
+                # a join needed
+                shared["schedule"] = schedule[lab]
             cid = "hyd_" + hashlib.sha1("\n".join(members).encode()).hexdigest()[:12]
             out.append(
                 HydraCluster(
