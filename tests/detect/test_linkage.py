@@ -362,7 +362,8 @@ def test_groups_keeping_one_operators_shifts_merge(benign_prompts: list[str], ca
     for i in range(80):
         start_hours = sorted(ref.rng.choice(20, 2, replace=False).tolist())
         _shifts(ref, f"ref{i}", benign_prompts, start_hours, share=0.5)
-    linker = HydraLinker(threshold=5.0).fit(*_unique_rows(ref))
+    reference = _unique_rows(ref)
+    linker = HydraLinker(threshold=5.0).fit(*reference)
     ds = attack_prompts("dataset", benign_prompts, k=2)
     t = TrafficBuilder(7)
     night, day = [1, 3, 5], [10, 12, 14]
@@ -376,8 +377,7 @@ def test_groups_keeping_one_operators_shifts_merge(benign_prompts: list[str], ca
         _shifts(t, f"ben{i}", benign_prompts, day, share=0.5)
     feats, accounts = _unique_rows(t)
     group_a, group_b = [f"A{j}" for j in range(5)], [f"B{j}" for j in range(5)]
-    apart = HydraLinker(threshold=5.0, synchrony=False)
-    apart.__dict__.update({k: v for k, v in vars(linker).items() if k.endswith("_")})
+    apart = HydraLinker(threshold=5.0, synchrony=False).fit(*reference)
     assert sorted(sorted(c.members) for c in apart.link(feats, accounts)) == [group_a, group_b]
     clusters = linker.link(feats, accounts)
     got = sorted(sorted(c.members) for c in clusters)
