@@ -9,6 +9,8 @@ removed, runs the evaluation harness on each with the same split and the default
 
 * ``full``: everything the gateway logs;
 * ``no_client``: no client IP or user agent (hashes null);
+* ``no_accounts``: everything the traffic itself carries, but no accounts file (no licence,
+  channel, sign-up time or payment fingerprint): another gateway's log imported alone;
 * ``required_only``: only the interchange format's required fields (time, organization,
   key, endpoint, request, status), no accounts file.
 
@@ -35,6 +37,7 @@ from run_eval import _dataset, headline  # noqa: E402
 LEVELS: dict[str, tuple[tuple[str, ...], bool]] = {
     "full": ((), True),
     "no_client": (("ip_hash", "ip_net_hash", "ua_hash"), True),
+    "no_accounts": (("channel", "licence"), False),
     "required_only": (
         ("ip_hash", "ip_net_hash", "ua_hash", "region", "channel", "licence",
          "prompt_tokens", "completion_tokens", "response_text", "finish_reason", "latency_ms",
