@@ -83,7 +83,9 @@ _TOKEN_SCHEMA = pa.schema(
     [("org_id", pa.string()), ("kind", pa.string()), ("value", pa.string())])
 _TIME_HASHES = 16
 _TIME_BAND = 4
-#: a cluster's pooled schedule counts as evidence from this many hours on
+#: a group's schedule: the hours in which at least this many of its members were active
+_SCHEDULE_QUORUM = 2
+#: a cluster's schedule counts as evidence from this many hours on
 _MIN_POOLED_HOURS = 3
 #: random groups of accounts drawn as the null of a shared schedule
 _SYNC_DRAWS = 199
@@ -249,6 +251,18 @@ def _active_hours(features: pa.Table, orgs: list[str]) -> csr_matrix:
     m.sum_duplicates()
     m.data[:] = 1.0
     return m
+
+
+def _schedules(hours: csr_matrix, members: np.ndarray) -> np.ndarray:
+    """Each group's schedule: the hours (columns of ``hours``) in which at least
+    ``_SCHEDULE_QUORUM`` of its members were active. ``members`` holds one row of account
+    indices (rows of ``hours``) per group."""
+    members = np.atleast_2d(members)
+    groups, size = members.shape
+    indicator = csr_matrix(
+        (np.ones(members.size), (np.repeat(np.arange(groups), size), members.ravel())),
+        shape=(groups, hours.shape[0]))
+    return np.asarray((indicator @ hours).toarray() >= _SCHEDULE_QUORUM)
 
 
 def _emb_tokens(centroids: dict[str, np.ndarray], seed: int) -> list[tuple[str, str, str]]:
@@ -601,8 +615,8 @@ class HydraLinker:
             labels, joined = self._merge(attached, groups, n, tau, hours)
             if hours is not None:
                 for lab, w in joined.items():
-                    hours_kept = np.asarray(hours[labels == lab].sum(axis=0)).ravel() >= 2
-                    schedule[lab] = {"hours": int(hours_kept.sum()), "weight": round(w, 3)}
+                    kept = _schedules(hours, np.flatnonzero(labels == lab))[0]
+                    schedule[lab] = {"hours": int(kept.sum()), "weight": round(w, 3)}
         sizes = np.bincount(labels)
         single = {int(i): float(heaviest[i]) for i in np.flatnonzero(ties == 1)}
         return self._clusters(orgs, labels, sizes, tokens, edge_w, tau, single, schedule)
@@ -758,7 +772,7 @@ class HydraLinker:
             # only where the schedule can decide: short of the threshold by at most its cap
             near = (total < tau) & (total >= tau - self._weights()["time"][-1])
             if near.any():
-                sync[near] = self._synchrony(hours, labels, *np.divmod(upair[near], n))
+                sync[near] = self._synchrony(hours, labels, sizes, *np.divmod(upair[near], n))
         strong = total + sync >= tau
         if not strong.any():
             return labels, {}
@@ -773,12 +787,14 @@ class HydraLinker:
         return np.asarray(merged[labels]), joined
 
     def _synchrony(
-        self, hours: csr_matrix, labels: np.ndarray, a: np.ndarray, b: np.ndarray
+        self, hours: csr_matrix, labels: np.ndarray, sizes: np.ndarray, a: np.ndarray,
+        b: np.ndarray,
     ) -> np.ndarray:
         """Evidence that clusters ``a[i]`` and ``b[i]`` keep one operator's schedule.
 
         A group's schedule is the hours in which at least two of its members were active
-        (clusters of three or more members, with at least ``_MIN_POOLED_HOURS`` such hours).
+        (:func:`_schedules`; clusters of three or more members, with at least
+        ``_MIN_POOLED_HOURS`` such hours; ``sizes`` counts each label's members).
         Two clusters' schedules have Jaccard similarity ``J``. The null is the window's
         other accounts drawn at random in groups of the other cluster's size
         (``_SYNC_DRAWS`` groups, seeded by the pair): ``q`` is the (+1 smoothed) share of those groups
@@ -788,12 +804,11 @@ class HydraLinker:
         schedule says little. Capped at the strongest timing evidence of the benign null
         (every MinHash band shared)."""
         out = np.zeros(len(a))
-        sizes = np.bincount(labels, minlength=hours.shape[0])
         cap = self._weights()["time"][-1]
         schedules: dict[int, np.ndarray] = {}
         for c in np.unique(np.concatenate([a, b])).tolist():
             if sizes[c] >= 3:
-                schedule = np.asarray(hours[labels == c].sum(axis=0)).ravel() >= 2
+                schedule = _schedules(hours, np.flatnonzero(labels == c))[0]
                 if schedule.sum() >= _MIN_POOLED_HOURS:
                     schedules[c] = schedule
         for i, (ca, cb) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
@@ -810,10 +825,7 @@ class HydraLinker:
             for target, size in ((sa, int(sizes[cb])), (sb, int(sizes[ca]))):
                 draws = np.stack([rng.choice(others, size, replace=False)
                                   for _ in range(_SYNC_DRAWS)])
-                group = csr_matrix((np.ones(draws.size), (np.repeat(
-                    np.arange(_SYNC_DRAWS), size), draws.ravel())),
-                    shape=(_SYNC_DRAWS, hours.shape[0]))
-                pooled = (group @ hours).toarray() >= 2
+                pooled = _schedules(hours, draws)
                 inter = (pooled & target).sum(axis=1)
                 union = (pooled | target).sum(axis=1)
                 j = inter / np.maximum(union, 1)
