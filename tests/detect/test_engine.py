@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from distillwarden.detect.engine import IncrementalDetection, run_detection
 from distillwarden.detect.scoring import DistillationDetector
 from distillwarden.events.schema import SCHEMA_VERSION
-from distillwarden.events.writer import write_segment
+from distillwarden.events.writer import EventWriter, write_segment
 from distillwarden.store.errors import InvalidInput
 from distillwarden.store.models import Cluster, Finding
 
@@ -232,3 +234,62 @@ def test_read_ahead_keeps_order_reads_one_ahead_and_raises_at_the_failing_item()
     with pytest.raises(ValueError, match="bad segment 3"):
         next(it)
     assert list(read_ahead([], read)) == []
+
+
+def test_events_still_in_a_writers_spool_are_scored_then_replaced_by_their_segment(
+    detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path,
+) -> None:
+    t = _traffic(benign_prompts)
+    events, accounts = t.events(), t.accounts_table()
+    rows = events.take(pa.array(np.argsort(events.column("ts").to_numpy()))).to_pylist()
+    log_dir = tmp_path / "log"
+    waiting = IncrementalDetection(log_dir, detector, accounts=accounts, fpr=0.01,
+                                   spools=False)
+    following = IncrementalDetection(log_dir, detector, accounts=accounts, fpr=0.01)
+    writer = EventWriter(log_dir, segment_max_age_s=3600).start()
+    try:
+        for row in rows:
+            writer.append(row)
+        assert not list(log_dir.glob("*.parquet"))  # nothing published yet
+        assert waiting.poll() is None
+        run = following.poll()
+        assert run is not None and run.events == len(rows)
+        assert {"att_dataset", "att_judge"} <= {f.org_id for f in run.findings}
+        assert following.poll() is None  # nothing new
+    finally:
+        writer.close()
+    # the spool became a segment: its events are counted once, from the segment
+    run = following.poll()
+    assert run is not None and run.events == len(rows) and not following.pending
+    batch = run_detection(log_dir, detector, accounts=accounts, fpr=0.01)
+    assert {f.org_id: f.id for f in run.findings} == {f.org_id: f.id for f in batch.findings}
+    for inc_f, bat_f in zip(sorted(run.findings, key=lambda f: f.org_id),
+                            sorted(batch.findings, key=lambda f: f.org_id), strict=True):
+        assert inc_f.risk == pytest.approx(bat_f.risk, rel=1e-6, abs=1e-9)
+
+
+def test_a_spool_line_still_being_written_is_read_once_complete(
+    fast_detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path,
+) -> None:
+    t = _small_traffic(benign_prompts)
+    rows = t.events().to_pylist()
+    spool = tmp_path / "log" / "spool" / "20260101T000000000000Z-wtest-000001.jsonl"
+    spool.parent.mkdir(parents=True)
+
+    def line(row: dict[str, object]) -> bytes:
+        ts = row["ts"]
+        assert isinstance(ts, datetime)
+        return orjson.dumps({**row, "ts": int(ts.timestamp() * 1_000_000)}) + b"\n"
+
+    whole = [line(r) for r in rows[:10]]
+    last = line(rows[10])
+    bad = b'{"event_id": "evt_bad", "org_id": "x"}\n'  # no ts: conversion rejects it
+    spool.write_bytes(b"".join(whole) + bad + last[:25])
+    inc = IncrementalDetection(tmp_path / "log", fast_detector, fpr=0.01)
+    run = inc.poll()
+    assert run is not None and run.events == 10
+    with spool.open("ab") as fh:
+        fh.write(last[25:])
+    run = inc.poll()
+    assert run is not None and run.events == 11
+    assert inc.poll() is None

@@ -1,7 +1,8 @@
 """``distillwarden detect``: score the event log for distillation traffic.
 
 ``distillwarden detect --since 2026-03-01 --until 2026-03-08`` scores one window (batch);
-``distillwarden detect --follow`` processes new segments as they land. ``distillwarden
+``distillwarden detect --follow`` processes new segments as they land (and the events still in
+the writers' spools). ``distillwarden
 detect fit-reference`` fits the detector on benign traffic you trust.
 """
 
@@ -108,6 +109,10 @@ def detect(
         help="with --follow: a sliding window of this many hours (default: grow from --since)")]
     = None,
     poll: Annotated[float, typer.Option(help="with --follow: seconds between polls")] = 5.0,
+    spools: Annotated[bool, typer.Option(
+        "--spools/--segments-only",
+        help="with --follow: also score events the writers logged but have not yet "
+             "published as segments (findings within a poll of the events)")] = True,
     fpr: Annotated[float, typer.Option(help="benign false-positive rate of the threshold")]
     = 0.001,
     events: Annotated[Path | None, typer.Option(
@@ -157,7 +162,7 @@ def detect(
         return
     inc = IncrementalDetection(
         events_dir, det, session_factory=sf, since=window_start, fpr=fpr,
-        window=timedelta(hours=window_hours) if window_hours else None,
+        window=timedelta(hours=window_hours) if window_hours else None, spools=spools,
     )
     Console(stderr=True).print(f"following {events_dir} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):

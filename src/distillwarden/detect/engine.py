@@ -23,6 +23,8 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from distillwarden.events import spool_events
+from distillwarden.events._segments import SEGMENT_SUFFIX, SPOOL_DIR, SPOOL_SUFFIX
 from distillwarden.events.reader import ReadReport, inspect_segment, list_segments, read_events
 from distillwarden.events.schema import EVENT_SCHEMA, SchemaError, conform
 from distillwarden.store.errors import InvalidInput
@@ -224,11 +226,27 @@ class _Segment:
     ts_max: datetime | None
 
 
+@dataclass
+class _Spool:
+    """What has been read of one writer spool not yet published as a segment."""
+
+    offset: int = 0  # bytes read: always the end of a complete line
+    parts: list[_Segment] = field(default_factory=list)
+
+
 class IncrementalDetection:
     """Follows the event log: each :meth:`poll` reads the segments that landed since the
     last one (features computed once per segment), drops segments older than the window, and
     rescores the window. ``since`` fixes the window start (a growing window); ``window``
-    instead keeps a sliding window of that length ending at the newest event."""
+    instead keeps a sliding window of that length ending at the newest event.
+
+    With ``spools`` (the default) it also reads the events writers have logged but not yet
+    published: the lines appended to each spool (``<dir>/spool/<stem>.jsonl``) since the
+    last poll, featurised once, until the segment ``<stem>.parquet`` that the spool becomes
+    is published and takes their place. A finding then follows the events that trigger it
+    by one poll, not by a writer's segment rotation (up to ``segment_max_age_s``, 60 s by
+    default). Spool lines are read as conversion reads them: only complete lines, and not
+    the events conversion will reject."""
 
     def __init__(
         self,
@@ -240,8 +258,11 @@ class IncrementalDetection:
         window: timedelta | None = None,
         accounts: pa.Table | Callable[[], pa.Table] | None = None,
         fpr: float = 0.001,
+        spools: bool = True,
     ) -> None:
         self.events_dir = Path(events_dir)
+        self.spools = spools
+        self.pending: dict[str, _Spool] = {}
         self.detector = detector
         self.session_factory = session_factory
         self.since = normalize_datetime(since, "since")
@@ -280,23 +301,66 @@ class IncrementalDetection:
                 return accounts_from_store(session)
         return self.accounts
 
+    def _featurise(self, table: pa.Table) -> _Segment:
+        if self.since is not None:
+            table = table.filter(pc.greater_equal(
+                table.column("ts"), pa.scalar(self.since, EVENT_SCHEMA.field("ts").type)))
+        feats = request_features(table, index=self.detector.benchmark_index)
+        return _Segment(table, feats, _max_ts(table))
+
+    def _read_spools(self) -> bool:
+        """Read what was appended to each spool since the last poll; whether anything was."""
+        spool_dir = self.events_dir / SPOOL_DIR
+        paths = sorted(spool_dir.glob(f"*{SPOOL_SUFFIX}")) if spool_dir.is_dir() else []
+        listed = {p.name[: -len(SPOOL_SUFFIX)] for p in paths if not p.name.startswith(".")}
+        for stem in [s for s, st in self.pending.items() if s not in listed and not st.parts]:
+            del self.pending[stem]  # gone with nothing read: nothing will replace it
+        read = False
+        for stem in sorted(listed):
+            path = spool_dir / f"{stem}{SPOOL_SUFFIX}"
+            state = self.pending.setdefault(stem, _Spool())
+            try:
+                with path.open("rb") as fh:
+                    fh.seek(state.offset)
+                    data = fh.read()
+            except FileNotFoundError:  # converted and removed since it was listed
+                continue
+            end = data.rfind(b"\n") + 1  # a line still being written is read next time
+            if end == 0:
+                continue
+            state.offset += end
+            table = spool_events(data[:end])
+            if table.num_rows:
+                cols = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
+                state.parts.append(self._featurise(table.select(cols)))
+                read = True
+        return read
+
     def poll(self) -> DetectionRun | None:
-        """Process new segments; returns the run, or None when nothing new landed."""
+        """Process new segments (and, with ``spools``, new spool lines); returns the run, or
+        None when nothing new landed."""
         start = time.perf_counter()
+        # spools before segments: a spool converted in between is then in both (and its
+        # segment wins below), never in neither
+        fresh = self._read_spools() if self.spools else False
         new = [p for p in list_segments(self.events_dir)
                if p not in self.segments and p not in self.skipped]
         # the next segment is read (Arrow's decoding, off the GIL) while one is featurised
         for path, table in read_ahead(new, self._read_segment):
             if table is None:
                 continue
-            if self.since is not None:
-                table = table.filter(pc.greater_equal(table.column("ts"),
-                                                      pa.scalar(self.since, EVENT_SCHEMA.field("ts").type)))
-            feats = request_features(table, index=self.detector.benchmark_index)
-            self.segments[path] = _Segment(table, feats, _max_ts(table))
-        if not new:
+            self.segments[path] = self._featurise(table)
+        published = {p.name[: -len(SEGMENT_SUFFIX)] for p in self.segments}
+        published |= {p.name[: -len(SEGMENT_SUFFIX)] for p in self.skipped}
+        for stem in [s for s in self.pending if s in published]:
+            del self.pending[stem]
+        if not new and not fresh:
             return None
-        newest = max((s.ts_max for s in self.segments.values() if s.ts_max), default=None)
+        spooled = {Path(SPOOL_DIR) / f"{stem}{SPOOL_SUFFIX}#{i}": part
+                   for stem, state in self.pending.items()
+                   for i, part in enumerate(state.parts)}
+        newest = max((s.ts_max for s in (*self.segments.values(), *spooled.values())
+                      if s.ts_max), default=None)
         ws = self.since
         if self.window is not None and newest is not None:
             ws = newest - self.window
@@ -304,6 +368,7 @@ class IncrementalDetection:
                          if s.ts_max is not None and s.ts_max < ws]:
                 del self.segments[path]
         parts = [s for _p, s in sorted(self.segments.items())]
+        parts += [s for _p, s in sorted(spooled.items(), key=lambda kv: str(kv[0]))]
         if not parts:
             return None
         events = pa.concat_tables([s.events for s in parts])

@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._spool import spool_events
     from .importers import (
         ImportFormatError,
         ImportReport,
@@ -63,6 +64,7 @@ _WHERE = {
     "EventWriter": "writer",
     "WriterMetrics": "writer",
     "write_segment": "writer",
+    "spool_events": "_spool",
 }
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "read_labels",
     "register_events",
     "scan_segments",
+    "spool_events",
     "verify_segments",
     "write_segment",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from ._segments import (
 )
 from .schema import EVENT_SCHEMA
 
-__all__ = ["SPOOL_SUFFIX", "SpoolConversion", "convert_spool"]
+__all__ = ["SPOOL_SUFFIX", "SpoolConversion", "convert_spool", "spool_events"]
 
 log = logging.getLogger("distillwarden.events")
 
@@ -87,6 +87,47 @@ def _build(rows: list[dict[str, Any]], lines: list[tuple[int, bytes]],
         return pa.Table.from_pylist(good, schema=EVENT_SCHEMA)
 
 
+def _tables(
+    lines: Iterable[tuple[int, bytes]], reject: Callable[[int, str, bytes], None],
+    batch_rows: int,
+) -> Iterator[pa.Table]:
+    """The events of complete spool ``lines`` (numbered), in tables of at most
+    ``batch_rows``; a line that is not an event fitting the schema goes to ``reject``."""
+    rows: list[dict[str, Any]] = []
+    kept: list[tuple[int, bytes]] = []
+    for lineno, raw in lines:
+        if raw.strip() == b"":
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            reject(lineno, f"not valid JSON: {exc}", raw)
+            continue
+        if not isinstance(obj, dict):
+            reject(lineno, "not a JSON object", raw)
+            continue
+        missing = next((n for n in REQUIRED if obj.get(n) is None), None)
+        if missing is not None:
+            reject(lineno, f"missing required column {missing!r}", raw)
+            continue
+        rows.append(obj)
+        kept.append((lineno, raw))
+        if len(rows) >= batch_rows:
+            yield _build(rows, kept, reject)
+            rows, kept = [], []
+    if rows:
+        yield _build(rows, kept, reject)
+
+
+def spool_events(data: bytes, *, batch_rows: int = 10_000) -> pa.Table:
+    """The events in ``data``, complete lines of a spool (from the start of a line through
+    a newline), as a table in the event schema: what conversion will publish of them. Lines
+    that conversion rejects are left out here too, with no record (conversion keeps it)."""
+    lines = enumerate(data.splitlines(keepends=True), start=1)
+    tables = list(_tables(lines, lambda _n, _r, _raw: None, batch_rows))
+    return pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
+
+
 def convert_spool(
     spool: Path, segment_dir: Path, *, batch_rows: int = 10_000, block_bytes: int = 4 << 20
 ) -> SpoolConversion:
@@ -116,9 +157,7 @@ def convert_spool(
             )
         )
 
-    def batches() -> Iterator[pa.Table]:
-        rows: list[dict[str, Any]] = []
-        lines: list[tuple[int, bytes]] = []
+    def complete_lines() -> Iterator[tuple[int, bytes]]:
         with spool.open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
                 if not raw.endswith(b"\n"):
@@ -127,27 +166,10 @@ def convert_spool(
                         "spool %s: skipping torn last line %d (%d bytes): a write cut short by "
                         "a crash, never acknowledged", spool.name, lineno, len(raw))
                     break
-                if raw.strip() == b"":
-                    continue
-                try:
-                    obj = orjson.loads(raw)
-                except orjson.JSONDecodeError as exc:
-                    reject(lineno, f"not valid JSON: {exc}", raw)
-                    continue
-                if not isinstance(obj, dict):
-                    reject(lineno, "not a JSON object", raw)
-                    continue
-                missing = next((n for n in REQUIRED if obj.get(n) is None), None)
-                if missing is not None:
-                    reject(lineno, f"missing required column {missing!r}", raw)
-                    continue
-                rows.append(obj)
-                lines.append((lineno, raw))
-                if len(rows) >= batch_rows:
-                    yield _build(rows, lines, reject)
-                    rows, lines = [], []
-        if rows:
-            yield _build(rows, lines, reject)
+                yield lineno, raw
+
+    def batches() -> Iterator[pa.Table]:
+        return _tables(complete_lines(), reject, batch_rows)
 
     def publish_rejected() -> None:
         if not rejected:
