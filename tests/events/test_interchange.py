@@ -76,6 +76,26 @@ def test_fields_are_mapped_and_identifiers_hashed(tmp_path: Path) -> None:
     assert b"203.0.113.1" not in stored and b"python-httpx" not in stored
 
 
+def test_a_responses_api_exchange_is_imported_with_its_text(tmp_path: Path) -> None:
+    line = valid_line(
+        2, endpoint="/v1/responses",
+        request={"model": "gpt-large", "instructions": "be brief", "max_output_tokens": 400,
+                 "input": [{"type": "message", "role": "user",
+                            "content": [{"type": "input_text", "text": "Explain 2"}]}]},
+        response={"object": "response", "status": "completed",
+                  "output": [{"type": "message", "role": "assistant",
+                              "content": [{"type": "output_text", "text": "answer 2"}]}],
+                  "usage": {"input_tokens": 9, "output_tokens": 80, "total_tokens": 89}})
+    src = write_jsonl(tmp_path / "t.jsonl", [line])
+    assert import_interchange(src, tmp_path / "ev", SECRET).imported == 1
+    row = read_events(tmp_path / "ev").to_pylist()[0]
+    assert row["endpoint"] == "/v1/responses"
+    assert (row["prompt_text"], row["last_user_text"]) == ("be brief\nExplain 2", "Explain 2")
+    assert (row["n_messages"], row["max_tokens"]) == (2, 400)
+    assert row["response_text"] == "answer 2" and row["finish_reason"] == "completed"
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (9, 80)
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [

@@ -96,9 +96,27 @@ def _int_or_none(v: Any) -> int | None:
     return int(v)
 
 
+def _input_items(body: dict[str, Any]) -> list[Any] | None:
+    """The conversation of a Responses API body (``/v1/responses``): its ``input`` items
+    (messages, tool calls and their outputs) after its ``instructions`` as a system message;
+    None for any other shape (a plain ``input`` string or a list of texts to embed)."""
+    items = body.get("input")
+    if not isinstance(items, list) or not any(
+        isinstance(x, dict) and ("role" in x or "type" in x) for x in items
+    ):
+        return None
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        return [{"role": "system", "content": instructions}, *items]
+    return list(items)
+
+
 def extract_request_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """Columns derived from an OpenAI-shaped request body (chat, completions, embeddings)."""
+    """Columns derived from an OpenAI-shaped request body (chat, completions, embeddings,
+    responses)."""
     messages = body.get("messages")
+    if not isinstance(messages, list) and "prompt" not in body:
+        messages = _input_items(body)
     if isinstance(messages, list):
         texts = []
         last_user = ""
@@ -130,7 +148,8 @@ def extract_request_fields(body: dict[str, Any]) -> dict[str, Any]:
         "temperature": float(temperature)
         if isinstance(temperature, int | float) and not isinstance(temperature, bool)
         else None,
-        "max_tokens": _int_or_none(body.get("max_tokens", body.get("max_completion_tokens"))),
+        "max_tokens": _int_or_none(body.get(
+            "max_tokens", body.get("max_completion_tokens", body.get("max_output_tokens")))),
         "n": _int_or_none(body.get("n")),
         "logprobs": bool(lp) if lp is not None else None,
         "top_logprobs": _int_or_none(body.get("top_logprobs"))
@@ -163,10 +182,25 @@ def extract_response_fields(resp: dict[str, Any] | None) -> dict[str, Any]:
             out["response_text"] = c0["text"]
         fr = c0.get("finish_reason")
         out["finish_reason"] = fr if isinstance(fr, str) else None
+    elif isinstance(resp.get("output"), list):  # the Responses API's output items
+        texts, calls = [], []
+        for item in resp["output"]:
+            if not isinstance(item, dict):
+                continue
+            if item.get("type") == "message":
+                texts.append(_content_text(item.get("content")))
+            elif item.get("type") == "function_call":
+                calls.append({"function": item})
+        text = "\n".join(t for t in texts if t)
+        called = tool_calls_text(calls)
+        out["response_text"] = f"{text}\n{called}" if text and called else text or called
+        status = resp.get("status")
+        out["finish_reason"] = status if isinstance(status, str) else None
     usage = resp.get("usage")
     if isinstance(usage, dict):
-        out["prompt_tokens"] = _int_or_none(usage.get("prompt_tokens"))
-        out["completion_tokens"] = _int_or_none(usage.get("completion_tokens"))
+        out["prompt_tokens"] = _int_or_none(usage.get("prompt_tokens", usage.get("input_tokens")))
+        out["completion_tokens"] = _int_or_none(
+            usage.get("completion_tokens", usage.get("output_tokens")))
     return out
 
 
