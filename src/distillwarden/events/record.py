@@ -183,17 +183,18 @@ def extract_response_fields(resp: dict[str, Any] | None) -> dict[str, Any]:
         fr = c0.get("finish_reason")
         out["finish_reason"] = fr if isinstance(fr, str) else None
     elif isinstance(resp.get("output"), list):  # the Responses API's output items
-        texts, calls = [], []
+        texts: list[str] = []
+        items: list[dict[str, Any]] = []
         for item in resp["output"]:
             if not isinstance(item, dict):
                 continue
             if item.get("type") == "message":
                 texts.append(_content_text(item.get("content")))
             elif item.get("type") == "function_call":
-                calls.append({"function": item})
-        text = "\n".join(t for t in texts if t)
-        called = tool_calls_text(calls)
-        out["response_text"] = f"{text}\n{called}" if text and called else text or called
+                items.append({"function": item})
+        joined = "\n".join(t for t in texts if t)
+        called = tool_calls_text(items)
+        out["response_text"] = f"{joined}\n{called}" if joined and called else joined or called
         status = resp.get("status")
         out["finish_reason"] = status if isinstance(status, str) else None
     usage = resp.get("usage")
