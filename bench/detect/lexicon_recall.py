@@ -71,16 +71,16 @@ def measure() -> dict[str, Any]:
     return out
 
 
-def _before(rev: str) -> dict[str, Any]:
-    """The measure at commit ``rev``: its ``src`` exported to a temporary folder, run in a
-    child process that imports it first."""
+def _before(rev: str, script: Path = Path(__file__)) -> dict[str, Any]:
+    """The measure of ``script`` (run with ``--child``) at commit ``rev``: its ``src``
+    exported to a temporary folder, run in a child process that imports it first."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"],
                              check=True, capture_output=True).stdout
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
         env = {**os.environ, "PYTHONPATH": str(Path(tmp) / "src")}
-        done = subprocess.run([sys.executable, __file__, "--child"], check=True, env=env,
+        done = subprocess.run([sys.executable, str(script), "--child"], check=True, env=env,
                               capture_output=True, text=True)
     result: dict[str, Any] = json.loads(done.stdout)
     return result

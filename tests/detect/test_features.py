@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -54,6 +58,11 @@ def _features(
         ("f_agent", "Produce an agent trajectory with Thought: ... Action: search ..."),
         ("f_desens", "Dear [NAME], [COMPANY] will call [PHONE] about order [ID]."),
         ("f_desens", "Customer 5d41402abc4b2a76b9719d911017c592 and <PERSON_2> met <ORG_1>."),
+        ("f_desens", "Employee [EMPLOYEE_NAME] in department [DEPT] asks HR about leave."),
+        ("f_desens", "Caller <PHONE_NUMBER> disputes card 4111-XXXX-XXXX-1234 on <DATE_TIME>."),
+        ("f_desens", "客户张** (手机 138****5678) 投诉 【联系人】 没有回电。"),
+        ("f_desens", "Inputs are pre-anonymised. Patient [PATIENT] reports chest pain."),
+        ("f_desens", "Login by cust-8e1b0c4d from user_#### failed (redacted) twice."),
     ],
 )
 def test_lexicon_feature_fires(feature: str, text: str) -> None:
@@ -69,6 +78,19 @@ def test_plain_prompts_fire_nothing(benign_prompts: list[str]) -> None:
     f = _features(plain)
     for name in ("f_cot", "f_dataset", "f_judge", "f_identity", "f_agent", "f_desens", "f_bench"):
         assert not any(f.column(name).to_pylist()), name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Why does row[customer_id] raise a KeyError when data[user_name] works?",
+        "#### Setup\nRun `make` then open **README** and 请解释 **加粗** 的写法。",
+        "Patient [PATIENT] was seen today.",  # one placeholder, nothing says it was anonymised
+        "How should a hospital get anonymised data for research?",  # the words, no placeholder
+    ],
+)
+def test_near_misses_are_not_desensitised(text: str) -> None:
+    assert _features([text]).column("f_desens").to_pylist() == [False]
 
 
 def test_real_benign_prompts_have_low_feature_rates(benign_prompts: list[str]) -> None:
@@ -222,3 +244,16 @@ def test_benchmark_matches_name_their_set() -> None:
         gsm = next(i for i in items if i.set == "gsm8k")
         got = _features([gsm.text], index=shipped).column("bench_set")
         assert shipped.set_name(got[0].as_py()) == "gsm8k"
+
+
+def test_desensitised_requests_written_by_others_are_recognised() -> None:
+    """The development set of desensitised requests and near misses, written by someone
+    who had not seen the patterns (docs/detection.md: desensitisation recall; the held-out
+    set is measured by bench/detect/desens_recall.py). Before the wider placeholder
+    pattern and the anonymisation statements, recall on it was 0.41."""
+    path = Path(__file__).parent / "data" / "desens_dev.jsonl"
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+    flags = np.array(_features([r["text"] for r in rows]).column("f_desens").to_pylist())
+    desens = np.array([r["category"] == "desens" for r in rows])
+    assert flags[desens].mean() >= 0.8
+    assert flags[~desens].mean() <= 0.08

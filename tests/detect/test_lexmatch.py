@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from distillwarden.detect import lexmatch
 from distillwarden.detect.cues import match_cues
-from distillwarden.detect.lexicons import LEXICONS, PLACEHOLDER_PATTERN
+from distillwarden.detect.lexicons import DESENS_NOTE, LEXICONS, PLACEHOLDER_PATTERN
 from distillwarden.detect.lexmatch import match_lexicons
 
 # pieces of the lexicons' phrasings, placeholders, and text around them
@@ -24,6 +24,8 @@ _PIECES = st.sampled_from([
     "thought: x", "action:", "observation:", "tool call", "function_calling",
     "[name]", "[redacted_2]", "<email>", "{{ user.name }}", "person_3", "company a,", "xxx",
     "****", "█", "d41d8cd98f00b204e9800998ecf8427e", "anon-3f2a9c1", "user_a",
+    "[employee_name]", "[user_id: ", "row", "(redacted)", "138", "5678", "张**", "○○",
+    "user_####", "#### ", "cust-8e1b0c4d", "patient 2", "data has been anonymized", "脱敏",
     " ", "\n", ".", ",", "a", "the", "answer", "é", "中", "🙂", "\u2014",
 ])
 _TEXT = st.lists(_PIECES, max_size=25).map("".join)
@@ -39,6 +41,7 @@ def _apart(texts: list[str]) -> dict[str, list[object]]:
         for j, (name, pattern) in enumerate(LEXICONS.items())
     }
     out["placeholders"] = pc.count_substring_regex(arr, PLACEHOLDER_PATTERN).to_pylist()
+    out["desens_note"] = pc.match_substring_regex(arr, DESENS_NOTE).to_pylist()
     return out
 
 

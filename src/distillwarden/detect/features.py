@@ -307,7 +307,7 @@ def _np(column: pa.ChunkedArray | pa.Array, fill: Any) -> np.ndarray:
 
 def _features_block(ev: pa.Table, index: BenchmarkIndex) -> pa.Table:
     text = _text_features(ev.select(["prompt_text", "last_user_text"]), index)
-    desens = _desens(text["placeholders"], text["words"])
+    desens = _desens(text["placeholders"], text["words"], text["desens_note"])
     bench_hits = text["bench_hits"]
     share = bench_hits / np.maximum(text["n_shingles"], 1)
     f_bench = text["exact"] | ((bench_hits >= 6) & (share >= 0.3))
@@ -337,11 +337,12 @@ def _features_block(ev: pa.Table, index: BenchmarkIndex) -> pa.Table:
     return pa.table(cols)
 
 
-def _desens(placeholders: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """Desensitised text: several placeholders, or a dense run of them."""
+def _desens(placeholders: np.ndarray, words: np.ndarray, note: np.ndarray) -> np.ndarray:
+    """Desensitised text: several placeholders, a dense run of them, or one in a text that
+    says it was anonymised."""
     ph = placeholders.astype(np.float64)
     words = np.maximum(words, 1)
-    return (ph >= 3) | ((ph >= 2) & (ph / words >= 0.02))
+    return (ph >= 3) | ((ph >= 2) & (ph / words >= 0.02)) | (note & (ph >= 1))
 
 
 def embedding_sample_mask(event_ids: pa.Array | pa.ChunkedArray, rate: float) -> np.ndarray:

@@ -8,7 +8,7 @@ RE2 (DuckDB's engine): no look-arounds, no back-references.
 
 from __future__ import annotations
 
-__all__ = ["LEXICONS", "PLACEHOLDER_PATTERN", "TEMPLATE_SLOT_PATTERN"]
+__all__ = ["DESENS_NOTE", "LEXICONS", "PLACEHOLDER_PATTERN", "TEMPLATE_SLOT_PATTERN"]
 
 
 def _any(*alternatives: str) -> str:
@@ -127,18 +127,92 @@ AGENT = _any(
     r"调用(?:以下)?(?:工具|函数)|函数调用|工具调用|llamarías|llamadas? a (?:la |las )?funci|quelle fonction|appel de fonction|l'outil utilisé|funktionsaufruf|tool-aufruf|tools? zur verfügung|траектори\w* агента|вызов функции|関数呼び出し|ツール定義|함수 호출|chamada de função|chiamata di funzione",
 )
 
-# Placeholders that stand for removed personal or company data (desensitisation).
+# Placeholders that stand for removed personal or company data (desensitisation): entity
+# tags (bracketed, in angle brackets as anonymisation tools write them, numbered, with a
+# qualifier: [EMPLOYEE_NAME], <PHONE_NUMBER>, [ADDRESS REDACTED], [USER_ID: ████]), inline
+# redaction notes, character masks (****, XXXX, ████, 138****5678, user_####, 张**, ○○),
+# surrogate identifiers (hex digests, cust-8e1b0c4d, TKN_000481) and pseudonyms (Company X,
+# Patient 2). A tag is not taken where it indexes code (``row[customer_id]``): the character
+# before its bracket must not be part of an identifier (so a tag that opens the text is not
+# taken either: Arrow's regex count restarts its search after each match, where ``^`` would
+# match again).
+_PII = (
+    r"(?:redacted|removed|masked|anonymi[sz]ed|pseudonymi[sz]ed|withheld|omitted|hidden|"
+    r"deleted|scrubbed|censored|confidential|private|pii|phi|"
+    r"names?|full[ _]?name|first[ _]?name|last[ _]?name|surname|given[ _]?name|username|"
+    r"handle|person|people|per|nrp|customer|client|user|employee|staff|patient|member|"
+    r"student|pupil|learner|applicant|candidate|participant|claimant|caller|agent|tenant|"
+    r"landlord|owner|contact|recipient|sender|manager|mgr|supervisor|colleague|coworker|"
+    r"doctor|physician|nurse|prescriber|teacher|plaintiff|defendant|complainant|"
+    r"respondent|witness|victim|suspect|lawyer|attorney|beneficiary|insured|policyholder|"
+    r"borrower|lender|spouse|partner|guest|passenger|driver|technician|buyer|seller|"
+    r"merchant|company|org|organi[sz]ation|firm|employer|brand|product|vendor|supplier|"
+    r"bank|school|hospital|clinic|pharmacy|facility|building|property|branch|store|"
+    r"email|e-mail|mail|phone|telephone|tel|mobile|fax|address|street|zip|postcode|"
+    r"postal[ _]?code|city|town|state|province|region|country|location|loc|gpe|place|date|"
+    r"date[ _]?time|time|dob|birth[ _]?date|birthday|age|ssn|us[ _]?ssn|nin|sin|"
+    r"national[ _]?id|id|ids|account|acct|iban|iban[ _]?code|card|credit[ _]?card|cc|"
+    r"routing|swift|tax[ _]?id|vat|passport|licen[cs]e|plate|vehicle|url|ip|ip[ _]?address|"
+    r"number|no|amount|salary|dept|department|title|job[ _]?title|signature|gender|"
+    r"nationality|mrn|policy|claim|order|invoice|ticket|case|credentials|password|misc|"
+    r"nom|prénom|prenom|adresse|ville|date de naissance|téléphone|ort|stadt|straße|"
+    r"bestellnummer|kundennummer|telefonnummer|geburtsdatum|nombre|apellidos?|cuenta|dni|"
+    r"ciudad|dirección|teléfono|cognome|comune|numero|indirizzo|nome|idade|cidade|"
+    r"endereço|telefone|cpf|фамилия|имя|адрес|телефон|"
+    r"\p{Han}{0,4}(?:姓名|名字|名称|部门|电话|手机号?|地址|公司|单位|客户|联系人|身份证号?|"
+    r"账号|金额|分数|日期|氏名|名前|電話番号|住所|会社名?|部署)|이름|성명|전화번호|주소|회사|부서)"
+)
+#: what opens and closes a tag: brackets of several scripts
+_OPEN = r"[\[<【〔［＜]"
+_CLOSE = r"[\]>】〕］＞]"
 PLACEHOLDER_PATTERN = _any(
-    r"\[(?:redacted|removed|masked|anonymi[sz]ed|name|full[ _]name|first[ _]name|last[ _]name|person|customer|client|user|employee|patient|company|org|organi[sz]ation|brand|product|email|e-mail|phone|address|city|country|location|date|dob|ssn|id|account|url|ip|number|amount)(?:[ _-]?\d+|[ _-]?[a-z])?\]",
-    r"<(?:redacted|name|person|per|org|organi[sz]ation|company|loc|location|email|phone|address|date|id|pii|misc|gpe)(?:[ _-]?\d+)?>",
+    # a tag: up to two qualifier words, a kind of personal or company data, an index or a
+    # second word, a masked value after a colon
+    r"[^a-z0-9_]" + _OPEN + r"{1,2}\s*(?:[a-z]+[ _-]){0,2}" + _PII
+    + r"(?:[ _-]?\d+|[ _-][\p{L}\d]+)?(?:\s*[:=：]\s*[^\]>】〕］＞\n]{0,24})?\s*" + _CLOSE,
+    r"\((?:[a-z]+ )?(?:redacted|removed|masked|anonymi[sz]ed|withheld|omitted|deleted|"
+    r"censored|scrubbed|changed)\)|\((?:pseudonyms?|fictitious names?|not (?:his|her|their) "
+    r"real names?)\)",
     r"\{\{\s*[a-z_][a-z0-9_\.]*\s*\}\}",
     r"\b(?:person|company|org|customer|user|entity|name|product|brand|location|city)_(?:\d+|[a-z])\b",
     r"\b(?:company|person|customer|entity|party|vendor|client) [a-z]\b(?:,| and| or|\.)",
-    r"\bx{3,}\b",
+    r"\b(?:patient|customer|client|employee|member|student|applicant|claimant|caller|"
+    r"tenant|subject|individual|witness|respondent) #?\d{1,4}\b",
+    r"\b[a-z0-9]+_(?:redacted|masked|removed|anonymi[sz]ed|hidden)\b",
+    r"\bx{2,}\b",
     r"\*{3,}",
-    r"█+|▇+",
+    r"\d\*{2,}\d",
+    r"[*x#]{2}[/.-][*x#]{2}[/.-]",
+    r"[^\p{Han}*][\p{Han}\p{Hangul}]\*{1,2}|[\p{Han}\p{Hangul}]?＊{1,}",
+    r"\b[a-z](?:氏|씨|先生|女士|小姐)|某[甲乙丙丁戊]",
+    r"█+|▇+|▓{2,}|■{3,}|•{3,}|●{3,}",
+    r"[○〇◯△]{2,}|×{2,}",
+    r"[a-z0-9_]#{3,}|#{3,}[-0-9]",
     r"\b[0-9a-f]{32}\b|\b[0-9a-f]{40}\b|\b[0-9a-f]{64}\b",
     r"\b(?:anon|user|id|hash)[-_][0-9a-f]{6,}\b",
+    r"[a-z]{2}[-_](?:[0-9]+[a-f]|[a-f]+[0-9])[0-9a-f]{2,}\b",
+    r"\b(?:tkn|tok|token|pii|ent|entity|pseudo|surrogate|ref)[-_]\d{2,}\b",
+    r"<insert [a-z ]{2,24}>",
+)
+
+# A statement that the text was anonymised, masked or de-identified before it was sent.
+DESENS_NOTE = _any(
+    r"(?:anonymi[sz]ed|pseudonymi[sz]ed|de-?identified|masked|redacted|scrubbed|sanitized|"
+    r"sanitised|desensiti[sz]ed) (?:data|input|inputs|text|records?|transcripts?|logs?|"
+    r"tickets?|version|copy|dataset|information|emails?|notes?|conversations?|chats?|"
+    r"excerpt|extract|handles|identifiers|ids|names)",
+    r"(?:data|input|inputs|text|records?|information|pii|phi|identifiers|names|details|"
+    r"fields|values|entities) (?:has|have|had|were|was|are|is) (?:been )?(?:fully |already |"
+    r"partially )?(?:anonymi[sz]ed|pseudonymi[sz]ed|de-?identified|masked|redacted|"
+    r"scrubbed|stripped|removed|replaced|sanitized|sanitised|desensiti[sz]ed|obfuscated|"
+    r"tokeni[sz]ed|changed|hidden)",
+    r"(?:identifiers|personal data|personal details|pii|names) (?:removed|redacted|masked|"
+    r"changed|anonymi[sz]ed|pseudonymi[sz]ed)",
+    r"pre-?anonymi[sz]ed|\bpii[- ](?:removed|scrubbed|stripped|masked|redacted|free)",
+    r"脱敏|去标识|已匿名|匿名化|化名|マスキング|仮名|비식별|익명화|마스킹|가명",
+    r"anonymisiert|pseudonymisiert|geschwärzt|anonymisé|pseudonymisé|caviardé|anonimizad|"
+    r"seudonimizad|enmascarad|se han ocultado|datos personales (?:han sido |fueron )?ocultad|"
+    r"anonimizzat|pseudonimizzat|oscurat|обезличен|анонимизирован|изменен",
 )
 
 # What varies between fills of a template: collapsed before fingerprinting.

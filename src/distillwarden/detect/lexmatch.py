@@ -25,13 +25,18 @@ import re2
 
 from ._utf8 import utf8_buffers
 from .cues import match_cues
-from .lexicons import LEXICONS, PLACEHOLDER_PATTERN
+from .lexicons import DESENS_NOTE, LEXICONS, PLACEHOLDER_PATTERN
 
 __all__ = ["LexiconMatches", "match_lexicons"]
 
-#: the set's patterns, in column order: each lexicon, then the placeholder pattern
-_PATTERNS = (*LEXICONS.values(), PLACEHOLDER_PATTERN)
-_PLACEHOLDER = len(_PATTERNS) - 1
+#: the set's patterns, in column order: each lexicon, the placeholder pattern, then the
+#: statement that the text was anonymised
+_PATTERNS = (*LEXICONS.values(), PLACEHOLDER_PATTERN, DESENS_NOTE)
+_PLACEHOLDER = len(LEXICONS)
+_DESENS_NOTE = _PLACEHOLDER + 1
+
+#: memory budget of the compiled set (RE2's ``max_mem``)
+_MAX_MEM = 64 << 20
 
 _set: re2.Set | None = None
 _lock = threading.Lock()
@@ -41,7 +46,12 @@ def _compiled() -> re2.Set:
     global _set
     with _lock:
         if _set is None:
-            patterns = re2.Set.SearchSet(re2.Options())
+            options = re2.Options()
+            # the union of the patterns needs more automaton states than RE2's default
+            # budget (8 MiB) holds: short of it, the DFA cache is reset over and over and the
+            # scan runs tens of times slower
+            options.max_mem = _MAX_MEM
+            patterns = re2.Set.SearchSet(options)
             for pattern in _PATTERNS:
                 patterns.Add(pattern)
             patterns.Compile()
@@ -50,12 +60,13 @@ def _compiled() -> re2.Set:
 
 
 class LexiconMatches(dict[str, np.ndarray]):
-    """Per row: ``f_<lexicon>`` flags (bool) and ``placeholders`` (int64 count)."""
+    """Per row: ``f_<lexicon>`` flags (bool), ``placeholders`` (int64 count) and
+    ``desens_note`` (bool: the text says it was anonymised)."""
 
 
 def match_lexicons(window: pa.Array) -> LexiconMatches:
-    """Which lexicons each row of ``window`` (lower-cased text, no nulls) matches, and how
-    many placeholder matches it holds."""
+    """Which lexicons each row of ``window`` (lower-cased text, no nulls) matches, how many
+    placeholder matches it holds, and whether it says it was anonymised."""
     data, offsets = utf8_buffers(window)
     compiled = _compiled()
     # the binding's own method skips the wrapper's per-call type test; the public method
@@ -79,4 +90,5 @@ def match_lexicons(window: pa.Array) -> LexiconMatches:
         counted = pc.count_substring_regex(pc.take(window, pa.array(rows)), PLACEHOLDER_PATTERN)
         placeholders[rows] = counted.to_numpy(zero_copy_only=False)
     out["placeholders"] = placeholders
+    out["desens_note"] = flags[:, _DESENS_NOTE].copy()
     return out

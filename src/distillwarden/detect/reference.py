@@ -27,7 +27,7 @@ __all__ = ["REFERENCE_VERSION", "default_detector", "load_detector", "reference_
 log = logging.getLogger(__name__)
 
 #: bumped when the signals change, so that a cached reference detector is refitted with them
-REFERENCE_VERSION = 7
+REFERENCE_VERSION = 8
 
 
 def reference_traffic(
