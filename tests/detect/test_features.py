@@ -87,6 +87,8 @@ def test_plain_prompts_fire_nothing(benign_prompts: list[str]) -> None:
         "#### Setup\nRun `make` then open **README** and 请解释 **加粗** 的写法。",
         "Patient [PATIENT] was seen today.",  # one placeholder, nothing says it was anonymised
         "How should a hospital get anonymised data for research?",  # the words, no placeholder
+        # a template's own slots and HTML are no placeholders
+        "Sign it [Your Name], judge [User Question], page <title>Q3</title> <div id='a'>.",
     ],
 )
 def test_near_misses_are_not_desensitised(text: str) -> None:

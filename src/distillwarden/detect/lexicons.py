@@ -162,14 +162,25 @@ _PII = (
     r"\p{Han}{0,4}(?:姓名|名字|名称|部门|电话|手机号?|地址|公司|单位|客户|联系人|身份证号?|"
     r"账号|金额|分数|日期|氏名|名前|電話番号|住所|会社名?|部署)|이름|성명|전화번호|주소|회사|부서)"
 )
-#: what opens and closes a tag: brackets of several scripts
-_OPEN = r"[\[<【〔［＜]"
-_CLOSE = r"[\]>】〕］＞]"
+#: words that say a value was taken out
+_GONE = (r"(?:redacted|removed|masked|hidden|withheld|omitted|deleted|anonymi[sz]ed|"
+         r"geschwärzt|entfernt|supprimée?|masqué|ocult[oa]|oscurat[oa])")
+#: a tag's qualifier: a word joined by ``_`` or ``-`` (``EMPLOYEE_NAME``), or a kind of data
+#: itself (``CUSTOMER ID``, ``PHONE NUMBER``); not "your name" (a template's own slot)
+_QUALIFIER = r"(?:[a-z]+[_-]|" + _PII + r" ){0,2}"
 PLACEHOLDER_PATTERN = _any(
-    # a tag: up to two qualifier words, a kind of personal or company data, an index or a
-    # second word, a masked value after a colon
-    r"[^a-z0-9_]" + _OPEN + r"{1,2}\s*(?:[a-z]+[ _-]){0,2}" + _PII
-    + r"(?:[ _-]?\d+|[ _-][\p{L}\d]+)?(?:\s*[:=：]\s*[^\]>】〕］＞\n]{0,24})?\s*" + _CLOSE,
+    # a bracketed tag: qualifiers, a kind of personal or company data, an index or a word
+    # saying it was taken out, a masked value after a colon
+    r"[^a-z0-9_][\[【〔［]{1,2}\s*" + _QUALIFIER + _PII
+    + r"(?:[ _-]?\d+|[ _-][a-z]\b|[ _-]" + _GONE + r")?(?:\s*[:：]\s*[^\]】〕］\n]{0,24})?"
+    + r"\s*[\]】〕］]",
+    # a tag in angle brackets as anonymisation tools write them (``<PERSON>``,
+    # ``<PHONE_NUMBER>``, ``<LOCATION_2>``): an HTML element is a single plain word
+    r"<(?:redacted|name|person|per|org|organi[sz]ation|company|loc|location|email|phone|"
+    r"address|date|id|pii|misc|gpe)(?:[ _-]?\d+)?>",
+    r"<{1,2}(?:[a-z]+_){0,2}" + _PII + r"(?:_(?:\d+|[a-z]+)|\d+)>|<{1,2}(?:[a-z]+_){1,2}"
+    + _PII + r">",
+    r"[＜〈]\s*" + _PII + r"\s*[＞〉]",
     r"\((?:[a-z]+ )?(?:redacted|removed|masked|anonymi[sz]ed|withheld|omitted|deleted|"
     r"censored|scrubbed|changed)\)|\((?:pseudonyms?|fictitious names?|not (?:his|her|their) "
     r"real names?)\)",
