@@ -22,7 +22,6 @@ commit, side by side.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lexicon_recall import _before  # noqa: E402
+from lexicon_recall import measured, side_by_side_args  # noqa: E402
 
 SETS = {
     "development": ROOT / "tests/detect/data/desens_dev.jsonl",
@@ -86,20 +85,11 @@ def measure() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", help="a commit to measure side by side")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/desens_recall.json")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.child:
-        print(json.dumps(measure()))
+    args = side_by_side_args(__doc__ or "", ROOT / "bench/results/desens_recall.json", argv)
+    result = measured(args, measure, Path(__file__))
+    if result is None:
         return 0
-    now = measure()
-    result: dict[str, Any] = {"now": now}
-    if args.before:
-        result["before"] = {"commit": args.before, **_before(args.before, Path(__file__))}
-    old = result.get("before", {})
+    now, old = result["now"], result.get("before", {})
     print(f"{'set':12s} {'recall':>14s} {'placeholder':>14s} {'benign hits':>14s}")
     for name in SETS:
         cur, was = now[name], old.get(name)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -86,19 +87,35 @@ def _before(rev: str, script: Path = Path(__file__)) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--before", help="a commit to measure side by side (its lexicons)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/lexicon_recall.json")
+def side_by_side_args(description: str, out: Path, argv: list[str] | None) -> argparse.Namespace:
+    """The options of a measure run now and, with ``--before REV``, at an earlier commit."""
+    ap = argparse.ArgumentParser(description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", help="a commit to measure side by side (its code)")
+    ap.add_argument("--out", type=Path, default=out)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def measured(args: argparse.Namespace, measure: Callable[[], dict[str, Any]],
+             script: Path) -> dict[str, Any] | None:
+    """``{"now": measure(), "before": ...}``; None in the ``--child`` process, which prints
+    its measure for the parent instead."""
     if args.child:
         print(json.dumps(measure()))
-        return 0
-    now = measure()
-    result: dict[str, Any] = {"now": now}
+        return None
+    result: dict[str, Any] = {"now": measure()}
     if args.before:
-        result["before"] = {"commit": args.before, **_before(args.before)}
+        result["before"] = {"commit": args.before, **_before(args.before, script)}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = side_by_side_args(__doc__ or "", ROOT / "bench/results/lexicon_recall.json", argv)
+    result = measured(args, measure, Path(__file__))
+    if result is None:
+        return 0
+    now = result["now"]
     print(f"{'set':12s} {'kind':9s} {'recall':>14s} {'benign hits':>14s}")
     for name in SETS:
         for kind in KINDS:
