@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -293,3 +293,32 @@ def test_a_spool_line_still_being_written_is_read_once_complete(
     run = inc.poll()
     assert run is not None and run.events == 11
     assert inc.poll() is None
+
+
+def test_a_segment_that_left_the_sliding_window_is_not_read_again(
+    fast_detector: DistillationDetector, benign_prompts: list[str], tmp_path: Path,
+) -> None:
+    t = _small_traffic(benign_prompts)
+    events = t.events()
+    order = np.argsort(events.column("ts").to_numpy())
+    events = events.take(pa.array(order))
+    ts = events.column("ts").to_numpy()
+    span = (ts[-1] - ts[0]) / np.timedelta64(1, "s")
+    inc = IncrementalDetection(tmp_path / "log", fast_detector, fpr=0.01,
+                               window=timedelta(seconds=span / 4))
+    half = events.num_rows // 2
+    write_segment(tmp_path / "log", events.slice(0, half), name="seg-000")
+    assert inc.poll() is not None
+    write_segment(tmp_path / "log", events.slice(half), name="seg-001")
+    run = inc.poll()
+    assert run is not None and run.events < events.num_rows - half + 1  # the first one left
+    reads: list[Path] = []
+    original = inc._read_segment
+
+    def counting(path: Path) -> pa.Table | None:
+        reads.append(path)
+        return original(path)
+
+    inc._read_segment = counting  # type: ignore[method-assign]
+    assert inc.poll() is None  # nothing new: the expired segment is not read and rescored
+    assert reads == []

@@ -271,6 +271,8 @@ class IncrementalDetection:
         self.fpr = fpr
         self.segments: dict[Path, _Segment] = {}
         self.skipped: dict[Path, str] = {}
+        #: segments that left the sliding window: never read again
+        self.expired: set[Path] = set()
 
     def _read_segment(self, path: Path) -> pa.Table | None:
         cols = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
@@ -344,14 +346,14 @@ class IncrementalDetection:
         # segment wins below), never in neither
         fresh = self._read_spools() if self.spools else False
         new = [p for p in list_segments(self.events_dir)
-               if p not in self.segments and p not in self.skipped]
+               if p not in self.segments and p not in self.skipped and p not in self.expired]
         # the next segment is read (Arrow's decoding, off the GIL) while one is featurised
         for path, table in read_ahead(new, self._read_segment):
             if table is None:
                 continue
             self.segments[path] = self._featurise(table)
         published = {p.name[: -len(SEGMENT_SUFFIX)] for p in self.segments}
-        published |= {p.name[: -len(SEGMENT_SUFFIX)] for p in self.skipped}
+        published |= {p.name[: -len(SEGMENT_SUFFIX)] for p in (*self.skipped, *self.expired)}
         for stem in [s for s in self.pending if s in published]:
             del self.pending[stem]
         if not new and not fresh:
@@ -367,6 +369,7 @@ class IncrementalDetection:
             for path in [p for p, s in self.segments.items()
                          if s.ts_max is not None and s.ts_max < ws]:
                 del self.segments[path]
+                self.expired.add(path)
         parts = [s for _p, s in sorted(self.segments.items())]
         parts += [s for _p, s in sorted(spooled.items(), key=lambda kv: str(kv[0]))]
         if not parts:
