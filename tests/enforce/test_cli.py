@@ -134,3 +134,30 @@ def test_indicators_export_and_import_round_trip(cfg: Path, tmp_path: Path) -> N
     assert code == 0
     doc = json.loads(out)
     assert doc["producer"] == "Provider A" and "ring" in doc["accounts"]
+
+
+def test_apply_watch_acts_on_findings_as_they_reach_the_store(cfg: Path) -> None:
+    from distillwarden.config import load_settings
+    from distillwarden.store.db import make_engine, make_sessionmaker, session_scope
+    from distillwarden.store.models import Finding
+
+    c = str(cfg)
+    assert run("org", "create", "Acme", "--id", "acme", "--config", c)[0] == 0
+    code, out = run("enforce", "apply", "--watch", "0.05", "--dry-run", "--config", c)
+    assert code == 2 and "--watch" in out
+    # nothing new yet: a check that plans nothing prints nothing
+    code, out = run("enforce", "apply", "--watch", "0.05", "--runs", "2", "--config", c,
+                    "--json")
+    assert code == 0 and out.strip() == ""
+    engine = make_engine(load_settings(cfg).effective_database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            s.add(Finding(id="f-acme", org_id="acme", detector="d", risk=9.0, p_value=1e-9,
+                          threshold_fpr=0.001))
+    finally:
+        engine.dispose()
+    code, out = run("enforce", "apply", "--watch", "0.05", "--runs", "2", "--config", c,
+                    "--json")
+    assert code == 0 and json.loads(out)[0]["action"] == "suspend"  # acted on once
+    code, out = run("org", "show", "acme", "--config", c, "--json")
+    assert json.loads(out)["status"] == "suspended"

@@ -274,8 +274,44 @@ def enforce_apply(
         "--findings", help="JSON/JSONL findings (or `detect --json` output) instead of the "
         "store's")] = None,
     json_out: JsonOpt = False,
+    watch: Annotated[float | None, typer.Option(
+        "--watch", help="keep applying the policy to the store's new findings, checking every "
+        "SECONDS (Ctrl-C to stop): beside `detect --follow`, a finding is acted on within a "
+        "check")] = None,
+    runs: Annotated[int | None, typer.Option("--runs", hidden=True)] = None,
 ) -> None:
     """Apply the active policy to new findings: statuses, cases, notices, webhooks."""
+    if watch is not None:
+        if dry_run or findings_file is not None:
+            raise _fail("--watch acts on the store's findings as they come: it takes neither "
+                        "--dry-run nor --findings", 2)
+        if watch <= 0:
+            raise _fail("--watch takes a positive number of seconds", 2)
+        _apply_watch(config, actor, policy_file, state, json_out, watch, runs)
+        return
+    _apply_once(config, actor, dry_run, policy_file, state, findings_file, json_out)
+
+
+def _apply_watch(config: Path | None, actor: str | None, policy_file: Path | None, state: str,
+                 json_out: bool, every_s: float, runs: int | None) -> None:
+    """Apply the policy every ``every_s`` seconds (``runs`` times, or until Ctrl-C); print
+    only the runs that planned something."""
+    import time
+
+    done = 0
+    try:
+        while runs is None or done < runs:
+            _apply_once(config, actor, False, policy_file, state, None, json_out, quiet=True)
+            done += 1
+            if runs is None or done < runs:
+                time.sleep(every_s)
+    except KeyboardInterrupt:
+        return
+
+
+def _apply_once(config: Path | None, actor: str | None, dry_run: bool,
+                policy_file: Path | None, state: str, findings_file: Path | None,
+                json_out: bool, *, quiet: bool = False) -> None:
     from .actions import apply_policy
     from .policy_store import active_policy
 
@@ -289,6 +325,8 @@ def enforce_apply(
         if dry_run:
             s.rollback()
     _publish(settings, plans)
+    if quiet and not plans:
+        return
     if json_out:
         _json([p.to_dict() for p in plans])
         return
