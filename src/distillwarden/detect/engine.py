@@ -219,6 +219,10 @@ def _max_ts(events: pa.Table) -> datetime | None:
     return pc.max(events.column("ts")).as_py() if events.num_rows else None
 
 
+#: the event columns incremental detection keeps of a segment or spool
+_READ_COLUMNS = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
+
+
 @dataclass
 class _Segment:
     events: pa.Table
@@ -275,7 +279,7 @@ class IncrementalDetection:
         self.expired: set[Path] = set()
 
     def _read_segment(self, path: Path) -> pa.Table | None:
-        cols = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
+        cols = _READ_COLUMNS
         try:
             inspect_segment(path)
             # only the columns detection reads (not the responses): older segments lacking
@@ -333,8 +337,7 @@ class IncrementalDetection:
             state.offset += end
             table = spool_events(data[:end])
             if table.num_rows:
-                cols = [c for c in DETECT_COLUMNS if c in EVENT_SCHEMA.names]
-                state.parts.append(self._featurise(table.select(cols)))
+                state.parts.append(self._featurise(table.select(_READ_COLUMNS)))
                 read = True
         return read
 

@@ -74,8 +74,9 @@ _settings = settings_or_exit
 
 
 @contextmanager
-def _session(config: Path | None) -> Iterator[tuple[Settings, Session]]:
-    """Settings and one transaction (committed on success, rolled back on any error)."""
+def _session(config: Path | None, *, migrate: bool = True) -> Iterator[tuple[Settings, Session]]:
+    """Settings and one transaction (committed on success, rolled back on any error); the
+    store is migrated first unless ``migrate`` is false (a loop that already did)."""
     from ..store.db import make_engine, make_sessionmaker, session_scope
     from ..store.errors import StoreError
     from ..store.migrate import upgrade_database
@@ -86,7 +87,8 @@ def _session(config: Path | None) -> Iterator[tuple[Settings, Session]]:
     settings = _settings(config)
     url = settings.effective_database_url
     try:
-        upgrade_database(url)
+        if migrate:
+            upgrade_database(url)
     except Exception as exc:
         raise _fail(f"cannot open or migrate the store at {url}: {exc}", 2) from exc
     engine = make_engine(url)
@@ -301,7 +303,9 @@ def _apply_watch(config: Path | None, actor: str | None, policy_file: Path | Non
     done = 0
     try:
         while runs is None or done < runs:
-            _apply_once(config, actor, False, policy_file, state, None, json_out, quiet=True)
+            # the store is migrated on the first check only
+            _apply_once(config, actor, False, policy_file, state, None, json_out, quiet=True,
+                        migrate=done == 0)
             done += 1
             if runs is None or done < runs:
                 time.sleep(every_s)
@@ -311,11 +315,11 @@ def _apply_watch(config: Path | None, actor: str | None, policy_file: Path | Non
 
 def _apply_once(config: Path | None, actor: str | None, dry_run: bool,
                 policy_file: Path | None, state: str, findings_file: Path | None,
-                json_out: bool, *, quiet: bool = False) -> None:
+                json_out: bool, *, quiet: bool = False, migrate: bool = True) -> None:
     from .actions import apply_policy
     from .policy_store import active_policy
 
-    with _session(config) as (settings, s):
+    with _session(config, migrate=migrate) as (settings, s):
         policy = _load(policy_file) if policy_file else active_policy(s)
         plans = apply_policy(
             s, _findings(s, state, findings_file), policy,

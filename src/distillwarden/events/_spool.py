@@ -9,6 +9,7 @@ rename and the spool's deletion) cannot duplicate events.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -123,7 +124,8 @@ def spool_events(data: bytes, *, batch_rows: int = 10_000) -> pa.Table:
     """The events in ``data``, complete lines of a spool (from the start of a line through
     a newline), as a table in the event schema: what conversion will publish of them. Lines
     that conversion rejects are left out here too, with no record (conversion keeps it)."""
-    lines = enumerate(data.splitlines(keepends=True), start=1)
+    # split as conversion reads the file: at each b"\n" only
+    lines = enumerate(io.BytesIO(data), start=1)
     tables = list(_tables(lines, lambda _n, _r, _raw: None, batch_rows))
     return pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
 
